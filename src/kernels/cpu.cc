@@ -1,0 +1,54 @@
+#include "kernels/cpu.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "util/check.h"
+
+namespace flamingo::kernels {
+namespace {
+
+bool detect_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  // AVX2 and FMA from CPUID; __builtin_cpu_supports also checks the OS saves YMM state.
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return false;
+  unsigned eax, ebx, ecx, edx;
+  __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(1), "c"(0));
+  return (ecx >> 29) & 1u;  // F16C
+#else
+  return false;
+#endif
+}
+
+Isa initial_isa() {
+  const bool has = detect_avx2();
+  const char* env = std::getenv("FLAMINGO_ISA");
+  if (env != nullptr && std::strcmp(env, "scalar") == 0) return Isa::kScalar;
+  return has ? Isa::kAvx2 : Isa::kScalar;
+}
+
+std::atomic<Isa>& isa_state() {
+  static std::atomic<Isa> isa{initial_isa()};
+  return isa;
+}
+
+}  // namespace
+
+bool cpu_has_avx2() {
+  static const bool has = detect_avx2();
+  return has;
+}
+
+Isa active_isa() { return isa_state().load(std::memory_order_relaxed); }
+
+void set_isa(Isa isa) {
+  if (isa == Isa::kAvx2 && !cpu_has_avx2())
+    fail(ErrorCode::kUnsupported, "this CPU lacks AVX2, FMA or F16C; only the scalar kernels can run");
+  isa_state().store(isa, std::memory_order_relaxed);
+}
+
+const char* isa_name(Isa isa) { return isa == Isa::kAvx2 ? "avx2+fma+f16c" : "scalar"; }
+
+}  // namespace flamingo::kernels

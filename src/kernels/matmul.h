@@ -1,0 +1,92 @@
+// Matrix multiplication with fp32 activations and weights in one of five storage types.
+//
+//   C[M,N] = A[M,K] · Wᵀ        W is [N,K] row-major, as PyTorch's nn.Linear stores it.
+//
+// Weights are packed once (at model load) into the layout the micro-kernels want. Reduced
+// precision weights are dequantised inside the kernels, a cache block at a time; a whole
+// matrix is never expanded to fp32. Small M (decode) takes a GEMV path that streams each
+// weight byte exactly once; larger M (prefill, vision) a cache-blocked register-tiled GEMM.
+//
+// Quantised formats (block of 32 consecutive k of one row n, scale d stored as IEEE fp16):
+//   Q8_0: q[32] int8,           w = d · q
+//   Q4_0: 16 bytes of nibbles,  byte j holds element j in its low nibble and element j+16 in
+//         its high nibble, w = d · (nibble − 8)
+// K must be a multiple of 32 for the quantised types.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace flamingo {
+class ThreadPool;
+}
+
+namespace flamingo::kernels {
+
+enum class WeightType { kF32, kF16, kBF16, kQ8_0, kQ4_0 };
+const char* weight_type_name(WeightType type);
+
+// Bytes needed to store n×k weights of this type (scales included), the figure GEMV
+// bandwidth is measured against.
+size_t weight_bytes(WeightType type, int64_t n, int64_t k);
+
+// A weight matrix as it lies in memory (for example mmap'ed from safetensors).
+//   kF32: data = float[n*k]; kF16 / kBF16: data = uint16_t[n*k];
+//   kQ8_0: data = int8_t[n*k], scales = uint16_t (fp16)[n*k/32]
+//   kQ4_0: data = uint8_t[n*k/2] (row-major, 16 bytes per block), scales as Q8_0.
+struct WeightView {
+  WeightType type = WeightType::kF32;
+  const void* data = nullptr;
+  const uint16_t* scales = nullptr;
+  int64_t n = 0;  // output features (rows)
+  int64_t k = 0;  // input features (columns)
+};
+
+// Weights rearranged for the kernels. Immutable once built; safe to share between threads.
+class PackedMatrix {
+ public:
+  PackedMatrix();
+  ~PackedMatrix();
+  PackedMatrix(PackedMatrix&&) noexcept;
+  PackedMatrix& operator=(PackedMatrix&&) noexcept;
+
+  WeightType type() const;
+  int64_t n() const;
+  int64_t k() const;
+  size_t bytes() const;  // memory held by the packed copy
+  bool empty() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit PackedMatrix(std::unique_ptr<Impl> impl);
+  friend PackedMatrix pack_matrix(const WeightView& w);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Validates the view (positive dims, k % 32 == 0 for quantised types) and packs it.
+PackedMatrix pack_matrix(const WeightView& w);
+
+struct MatmulEpilogue {
+  const float* bias = nullptr;  // [N], added to every row
+  bool accumulate = false;      // C += A·Wᵀ (+bias) instead of C = A·Wᵀ (+bias)
+};
+
+// C = A·Wᵀ with row strides lda ≥ K and ldc ≥ N (in floats). A and C must not overlap.
+void matmul(const float* a, int64_t lda, int64_t m, const PackedMatrix& w, float* c, int64_t ldc,
+            ThreadPool& pool, const MatmulEpilogue& epilogue = {});
+
+// Round-trip helpers (converters and tests use them; kernels never expand whole matrices).
+void quantize_row_q8_0(const float* x, int64_t k, int8_t* q, uint16_t* scales);
+void quantize_row_q4_0(const float* x, int64_t k, uint8_t* q, uint16_t* scales);
+void dequantize_row(const WeightView& w, int64_t row, float* out);  // out[k]
+
+// IEEE half / bfloat16 conversions (round to nearest even).
+uint16_t fp32_to_fp16(float f);
+float fp16_to_fp32(uint16_t h);
+uint16_t fp32_to_bf16(float f);
+float bf16_to_fp32(uint16_t h);
+
+}  // namespace flamingo::kernels

@@ -1,0 +1,55 @@
+// Helpers shared by the unit tests: seeded random data, error metrics, guarded buffers and
+// scratch files.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace flamingo::testing {
+
+// Deterministic uniform values in [lo, hi).
+std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.f, float hi = 1.f);
+
+// Normalised mean squared error sum((a-b)²)/sum(b²) (b is the reference), as ggml's
+// test-backend-ops computes it. Returns +inf if either side holds a NaN or Inf.
+double nmse(const float* a, const float* ref, size_t n);
+bool all_finite(const float* x, size_t n);
+
+// A float buffer with canary values on both sides; intact() tells whether a kernel wrote
+// outside [data(), data()+size()).
+class GuardedBuffer {
+ public:
+  explicit GuardedBuffer(size_t n, float fill = 0.f);
+  float* data() { return storage_.data() + kGuard; }
+  const float* data() const { return storage_.data() + kGuard; }
+  size_t size() const { return n_; }
+  bool intact() const;
+
+ private:
+  static constexpr size_t kGuard = 64;
+  size_t n_;
+  std::vector<float> storage_;
+};
+
+// A fresh directory under the system temp dir, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_file(const std::filesystem::path& path, const std::string& bytes);
+std::string read_file(const std::filesystem::path& path);
+
+// Directory of committed test data (tests/data).
+std::filesystem::path test_data_dir();
+
+}  // namespace flamingo::testing
