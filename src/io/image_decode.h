@@ -15,20 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "flamingo/image.h"
+
 namespace flamingo {
 
-// Budgets for one decode. The defaults admit any reasonable photo and refuse decompression
-// bombs; callers may tighten them (the fuzzer does) or loosen them.
-struct ImageLimits {
-  uint64_t max_file_bytes = 64ull << 20;  // encoded size
-  int max_side = 16384;                   // width and height each
-  uint64_t max_pixels = 40'000'000;       // width × height
-  // Bytes the decoder itself may allocate (stb heap, libjpeg's memory manager). The budget
-  // actually granted is min(this, 64 MiB + 32 bytes per declared pixel).
-  uint64_t max_decode_bytes = 1536ull << 20;
-  int max_jpeg_scans = 1000;  // progressive JPEGs with more scans are refused (CPU DoS)
-  bool check_png_crc = true;  // verify every PNG chunk's CRC as Pillow does for ancillary data
-};
+// ImageLimits (the decode budgets) is part of the public API: flamingo/image.h.
 
 enum class ImageFormat {
   kUnknown,
