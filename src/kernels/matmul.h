@@ -79,11 +79,19 @@ void matmul(const float* a, int64_t lda, int64_t m, const PackedMatrix& w, float
             ThreadPool& pool, const MatmulEpilogue& epilogue = {});
 
 // Round-trip helpers (converters and tests use them; kernels never expand whole matrices).
+// Both quantisers work on k % 32 == 0 values and throw flamingo::Error on a NaN or Inf, as
+// ggml does it:
+//   Q8_0: d = absmax/127, q = round-half-away(x/d) in −127..127; scales[b] = fp16(d).
+//   Q4_0: m = the block's value of largest magnitude (sign kept), d = m/−8,
+//         nibble = min(15, floor(x/d + 8.5)) (so m itself maps to nibble 0, i.e. −8·d = m).
+// An all-zero block gets d = 0 and zero codes. The fp32 d is used to quantise; the stored
+// value is fp16(d) (dequantisation uses that one).
 void quantize_row_q8_0(const float* x, int64_t k, int8_t* q, uint16_t* scales);
 void quantize_row_q4_0(const float* x, int64_t k, uint8_t* q, uint16_t* scales);
 void dequantize_row(const WeightView& w, int64_t row, float* out);  // out[k]
 
-// IEEE half / bfloat16 conversions (round to nearest even).
+// IEEE half / bfloat16 conversions: round to nearest, ties to even; overflow gives ±Inf;
+// NaN stays a quiet NaN; subnormals are produced and read exactly (no flush to zero).
 uint16_t fp32_to_fp16(float f);
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_bf16(float f);

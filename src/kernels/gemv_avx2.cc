@@ -1,0 +1,231 @@
+// AVX2+FMA+F16C GEMV over one packed panel (M = 1..7 rows of A against 16 weight rows).
+//
+// Each weight byte is loaded from memory once: K is walked in chunks of kChunk, and when A has
+// more rows than one register group holds, the later groups re-read the chunk from L1.
+// Weights are widened in registers (F16C for fp16, a 16-bit shift for bf16, sign extension for
+// int8/int4). For the quantised types the products of a block of 32 k are summed unscaled and
+// multiplied by the block's scales once, which saves a multiply per weight. Several independent
+// accumulators hide the FMA latency; their fixed reduction order keeps results independent of
+// threading.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/matmul_kernels.h"
+
+namespace flamingo::kernels::detail {
+namespace {
+
+constexpr int64_t kChunk = 256;
+
+enum Kind { kF32, kF16, kBF16 };
+
+template <int T>
+inline void load_w(const uint8_t* panel, int64_t k, __m256& w0, __m256& w1) {
+  if constexpr (T == kF32) {
+    const float* f = reinterpret_cast<const float*>(panel) + k * kPanelRows;
+    w0 = _mm256_loadu_ps(f);
+    w1 = _mm256_loadu_ps(f + 8);
+  } else {
+    const __m128i* h =
+        reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(panel) + k * kPanelRows);
+    if constexpr (T == kF16) {
+      w0 = _mm256_cvtph_ps(_mm_loadu_si128(h));
+      w1 = _mm256_cvtph_ps(_mm_loadu_si128(h + 1));
+    } else {
+      w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(h)), 16));
+      w1 =
+          _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(h + 1)), 16));
+    }
+  }
+}
+
+inline void add_to(float* out, __m256 lo, __m256 hi) {
+  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), lo));
+  _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_loadu_ps(out + 8), hi));
+}
+
+// Rows [0, MR) of a over k in [k0, k1), added to out (MR × 16).
+template <int T, int MR, int KU>
+void dense_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t k0, int64_t k1,
+                float* out) {
+  __m256 acc[KU][MR][2];
+  for (int u = 0; u < KU; ++u)
+    for (int r = 0; r < MR; ++r) acc[u][r][0] = acc[u][r][1] = _mm256_setzero_ps();
+  int64_t k = k0;
+  for (; k + KU <= k1; k += KU) {
+#pragma GCC unroll 4
+    for (int u = 0; u < KU; ++u) {
+      __m256 w0, w1;
+      load_w<T>(panel, k + u, w0, w1);
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const __m256 av = _mm256_broadcast_ss(a + r * lda + k + u);
+        acc[u][r][0] = _mm256_fmadd_ps(av, w0, acc[u][r][0]);
+        acc[u][r][1] = _mm256_fmadd_ps(av, w1, acc[u][r][1]);
+      }
+    }
+  }
+  for (; k < k1; ++k) {
+    __m256 w0, w1;
+    load_w<T>(panel, k, w0, w1);
+    for (int r = 0; r < MR; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r * lda + k);
+      acc[0][r][0] = _mm256_fmadd_ps(av, w0, acc[0][r][0]);
+      acc[0][r][1] = _mm256_fmadd_ps(av, w1, acc[0][r][1]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    __m256 lo = acc[0][r][0], hi = acc[0][r][1];
+    for (int u = 1; u < KU; ++u) {
+      lo = _mm256_add_ps(lo, acc[u][r][0]);
+      hi = _mm256_add_ps(hi, acc[u][r][1]);
+    }
+    add_to(out + r * kPanelRows, lo, hi);
+  }
+}
+
+template <int T>
+void gemv_dense(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k, float* out) {
+  for (int i = 0; i < m * kPanelRows; ++i) out[i] = 0.f;
+  for (int64_t k0 = 0; k0 < k; k0 += kChunk) {
+    const int64_t k1 = k - k0 < kChunk ? k : k0 + kChunk;
+    for (int r0 = 0; r0 < m;) {
+      const int rows = m - r0 >= 4 ? 4 : m - r0;
+      const float* ar = a + r0 * lda;
+      float* o = out + r0 * kPanelRows;
+      switch (rows) {
+        case 1:
+          dense_rows<T, 1, 4>(ar, lda, panel, k0, k1, o);
+          break;
+        case 2:
+          dense_rows<T, 2, 2>(ar, lda, panel, k0, k1, o);
+          break;
+        case 3:
+          dense_rows<T, 3, 2>(ar, lda, panel, k0, k1, o);
+          break;
+        default:
+          dense_rows<T, 4, 1>(ar, lda, panel, k0, k1, o);
+          break;
+      }
+      r0 += rows;
+    }
+  }
+}
+
+inline __m256 i8_to_ps(__m128i x) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x)); }
+
+// Rows [0, MR) of a over the quantised blocks [b0, b1), added to out (MR × 16).
+template <bool Q4, int MR>
+void quant_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t b0, int64_t b1,
+                float* out) {
+  constexpr size_t kBlockBytes = Q4 ? kQ4BlockBytes : kQ8BlockBytes;
+  const __m128i low_mask = _mm_set1_epi8(15);
+  const __m128i eight = _mm_set1_epi8(8);
+  __m256 acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint8_t* blk = panel + b * kBlockBytes;
+    const uint8_t* q = blk + 32;
+    const float* ab = a + b * kQBlock;
+    // Two independent sums per row and half: even/odd k for Q8, low/high nibble for Q4.
+    __m256 t[2][MR][2];
+    for (int u = 0; u < 2; ++u)
+      for (int r = 0; r < MR; ++r) t[u][r][0] = t[u][r][1] = _mm256_setzero_ps();
+    if constexpr (Q4) {
+#pragma GCC unroll 2
+      for (int j = 0; j < kQBlock / 2; ++j) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + j * kPanelRows));
+        const __m128i lo = _mm_sub_epi8(_mm_and_si128(x, low_mask), eight);
+        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(x, 4), low_mask), eight);
+        const __m256 w[2][2] = {{i8_to_ps(lo), i8_to_ps(_mm_srli_si128(lo, 8))},
+                                {i8_to_ps(hi), i8_to_ps(_mm_srli_si128(hi, 8))}};
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; ++u) {
+#pragma GCC unroll 3
+          for (int r = 0; r < MR; ++r) {
+            const __m256 av = _mm256_broadcast_ss(ab + r * lda + j + u * (kQBlock / 2));
+            t[u][r][0] = _mm256_fmadd_ps(av, w[u][0], t[u][r][0]);
+            t[u][r][1] = _mm256_fmadd_ps(av, w[u][1], t[u][r][1]);
+          }
+        }
+      }
+    } else {
+#pragma GCC unroll 2
+      for (int j = 0; j < kQBlock; j += 2) {
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; ++u) {
+          const __m128i x =
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + (j + u) * kPanelRows));
+          const __m256 w0 = i8_to_ps(x);
+          const __m256 w1 = i8_to_ps(_mm_srli_si128(x, 8));
+#pragma GCC unroll 3
+          for (int r = 0; r < MR; ++r) {
+            const __m256 av = _mm256_broadcast_ss(ab + r * lda + j + u);
+            t[u][r][0] = _mm256_fmadd_ps(av, w0, t[u][r][0]);
+            t[u][r][1] = _mm256_fmadd_ps(av, w1, t[u][r][1]);
+          }
+        }
+      }
+    }
+    const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+    const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
+    for (int r = 0; r < MR; ++r) {
+      acc[r][0] = _mm256_fmadd_ps(_mm256_add_ps(t[0][r][0], t[1][r][0]), d0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(_mm256_add_ps(t[0][r][1], t[1][r][1]), d1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) add_to(out + r * kPanelRows, acc[r][0], acc[r][1]);
+}
+
+template <bool Q4>
+void gemv_quant(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k, float* out) {
+  for (int i = 0; i < m * kPanelRows; ++i) out[i] = 0.f;
+  const int64_t nb = k / kQBlock, chunk_blocks = kChunk / kQBlock;
+  for (int64_t b0 = 0; b0 < nb; b0 += chunk_blocks) {
+    const int64_t b1 = nb - b0 < chunk_blocks ? nb : b0 + chunk_blocks;
+    for (int r0 = 0; r0 < m;) {
+      const int rows = m - r0 >= 3 ? 3 : m - r0;
+      const float* ar = a + r0 * lda;
+      float* o = out + r0 * kPanelRows;
+      switch (rows) {
+        case 1:
+          quant_rows<Q4, 1>(ar, lda, panel, b0, b1, o);
+          break;
+        case 2:
+          quant_rows<Q4, 2>(ar, lda, panel, b0, b1, o);
+          break;
+        default:
+          quant_rows<Q4, 3>(ar, lda, panel, b0, b1, o);
+          break;
+      }
+      r0 += rows;
+    }
+  }
+}
+
+}  // namespace
+
+void gemv_f32_avx2(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
+                   float* out) {
+  gemv_dense<kF32>(a, lda, m, panel, k, out);
+}
+void gemv_f16_avx2(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
+                   float* out) {
+  gemv_dense<kF16>(a, lda, m, panel, k, out);
+}
+void gemv_bf16_avx2(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
+                    float* out) {
+  gemv_dense<kBF16>(a, lda, m, panel, k, out);
+}
+void gemv_q8_0_avx2(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
+                    float* out) {
+  gemv_quant<false>(a, lda, m, panel, k, out);
+}
+void gemv_q4_0_avx2(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
+                    float* out) {
+  gemv_quant<true>(a, lda, m, panel, k, out);
+}
+
+}  // namespace flamingo::kernels::detail

@@ -1,0 +1,169 @@
+// Matmul dispatch: validates the call, picks the ISA's kernels, splits the work into tasks
+// that depend on the shape only, and runs GEMV (M < kGemmMinRows) or the blocked GEMM.
+#include "kernels/matmul.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "kernels/matmul_packed.h"
+#include "util/check.h"
+#include "util/thread_pool.h"
+
+namespace flamingo::kernels {
+namespace {
+
+using detail::kGemmMr;
+using detail::kNumPanelTypes;
+using detail::kPanelRows;
+
+struct KernelSet {
+  detail::GemvFn gemv[kNumPanelTypes];
+  detail::DequantFn dequant[kNumPanelTypes];  // null for f32: the GEMM reads its panels in place
+  detail::GemmFn gemm;
+};
+
+const KernelSet kScalar = {
+    {detail::gemv_f32_scalar, detail::gemv_f16_scalar, detail::gemv_bf16_scalar,
+     detail::gemv_q8_0_scalar, detail::gemv_q4_0_scalar},
+    {nullptr, detail::dequant_panel_f16_scalar, detail::dequant_panel_bf16_scalar,
+     detail::dequant_panel_q8_0_scalar, detail::dequant_panel_q4_0_scalar},
+    detail::f32_gemm_6x16_scalar};
+
+const KernelSet kAvx2 = {{detail::gemv_f32_avx2, detail::gemv_f16_avx2, detail::gemv_bf16_avx2,
+                          detail::gemv_q8_0_avx2, detail::gemv_q4_0_avx2},
+                         {nullptr, detail::dequant_panel_f16_avx2, detail::dequant_panel_bf16_avx2,
+                          detail::dequant_panel_q8_0_avx2, detail::dequant_panel_q4_0_avx2},
+                         detail::f32_gemm_6x16_avx2};
+
+// Below this many rows of A, streaming the weights once (GEMV) beats packing A for the GEMM.
+constexpr int64_t kGemmMinRows = 8;
+// GEMM cache blocking (per core: 32 KiB L1d, 512 KiB L2). A kc×16 weight sub-panel (16 KiB)
+// stays in L1 while every row tile of the mc×kc packed A block (96 KiB) streams from L2.
+constexpr int64_t kKc = 256;
+constexpr int64_t kMc = 96;
+static_assert(kKc % detail::kQBlock == 0 && kMc % kGemmMr == 0);
+
+// Scratch buffers of the calling thread, reused across calls.
+struct Scratch {
+  std::vector<float> a_packed;
+  std::vector<float> b_panel;
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+void apply_epilogue(const float* acc, int64_t rows, int64_t acc_stride, int64_t n0, int64_t cols,
+                    float* c, int64_t ldc, const MatmulEpilogue& ep) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = acc + r * acc_stride;
+    float* d = c + r * ldc + n0;
+    for (int64_t j = 0; j < cols; ++j) {
+      const float v = ep.bias ? s[j] + ep.bias[n0 + j] : s[j];
+      d[j] = ep.accumulate ? d[j] + v : v;
+    }
+  }
+}
+
+void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
+              const PackedMatrix::Impl& w, float* c, int64_t ldc, ThreadPool& pool,
+              const MatmulEpilogue& ep) {
+  const detail::GemvFn gemv = ks.gemv[static_cast<int>(w.type)];
+  // About 64 tasks keep two threads balanced while each task still streams ≥ 1 panel.
+  const int64_t per_task = std::max<int64_t>(1, (w.num_panels + 63) / 64);
+  const int64_t tasks = (w.num_panels + per_task - 1) / per_task;
+  pool.parallel_for(tasks, [&](int64_t t) {
+    float out[kGemmMinRows * kPanelRows];
+    const int64_t p_end = std::min(w.num_panels, (t + 1) * per_task);
+    for (int64_t p = t * per_task; p < p_end; ++p) {
+      gemv(a, lda, static_cast<int>(m), w.panel(p), w.k, out);
+      const int64_t n0 = p * kPanelRows;
+      apply_epilogue(out, m, kPanelRows, n0, std::min<int64_t>(kPanelRows, w.n - n0), c, ldc, ep);
+    }
+  });
+}
+
+// a_packed[tile][kk * mr + r] for row tiles of kGemmMr rows (the last one may be shorter).
+void pack_a(const float* a, int64_t lda, int64_t rows, int64_t k0, int64_t kc, float* dst) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
+    const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
+    const float* src = a + r0 * lda + k0;
+    for (int64_t kk = 0; kk < kc; ++kk)
+      for (int r = 0; r < mr; ++r) dst[kk * mr + r] = src[r * lda + kk];
+    dst += kc * mr;
+  }
+}
+
+void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
+              const PackedMatrix::Impl& w, float* c, int64_t ldc, ThreadPool& pool,
+              const MatmulEpilogue& ep) {
+  const detail::DequantFn dequant = ks.dequant[static_cast<int>(w.type)];
+  const detail::GemmFn gemm = ks.gemm;
+  const int64_t m_blocks = (m + kMc - 1) / kMc;
+  // N blocks of up to 16 panels (256 columns), fewer when that leaves too few tasks to share.
+  const int64_t panels_per_block = std::clamp<int64_t>((w.num_panels * m_blocks + 15) / 16, 1, 16);
+  const int64_t n_blocks = (w.num_panels + panels_per_block - 1) / panels_per_block;
+  pool.parallel_for(m_blocks * n_blocks, [&](int64_t t) {
+    const int64_t mb = t / n_blocks, nb = t % n_blocks;
+    const int64_t m0 = mb * kMc, rows = std::min(kMc, m - m0);
+    const int64_t p0 = nb * panels_per_block, p1 = std::min(w.num_panels, p0 + panels_per_block);
+    Scratch& s = scratch();
+    s.a_packed.resize(static_cast<size_t>(kMc * kKc));
+    if (dequant) s.b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
+    for (int64_t k0 = 0; k0 < w.k; k0 += kKc) {
+      const int64_t kc = std::min(kKc, w.k - k0);
+      const bool add = ep.accumulate || k0 > 0;
+      pack_a(a + m0 * lda, lda, rows, k0, kc, s.a_packed.data());
+      for (int64_t p = p0; p < p1; ++p) {
+        const float* b;
+        if (dequant) {
+          dequant(w.panel(p), k0, kc, s.b_panel.data());
+          b = s.b_panel.data();
+        } else {
+          b = reinterpret_cast<const float*>(w.panel(p)) + k0 * kPanelRows;
+        }
+        const int64_t n0 = p * kPanelRows;
+        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
+        const float* ap = s.a_packed.data();
+        for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
+          const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
+          gemm(mr, kc, ap, b, c + (m0 + r0) * ldc + n0, ldc, nr, add);
+          ap += kc * mr;
+        }
+      }
+    }
+    if (ep.bias) {
+      const int64_t n0 = p0 * kPanelRows, n1 = std::min(w.n, p1 * kPanelRows);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* d = c + (m0 + r) * ldc;
+        for (int64_t j = n0; j < n1; ++j) d[j] += ep.bias[j];
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void matmul(const float* a, int64_t lda, int64_t m, const PackedMatrix& w, float* c, int64_t ldc,
+            ThreadPool& pool, const MatmulEpilogue& epilogue) {
+  if (w.empty())
+    fail(ErrorCode::kInvalidArgument, "matmul: the weight matrix is empty (not packed)");
+  const PackedMatrix::Impl& impl = w.impl();
+  if (m < 0) fail(ErrorCode::kInvalidArgument, "matmul: m = ", m, " is negative");
+  if (lda < impl.k)
+    fail(ErrorCode::kInvalidArgument, "matmul: lda = ", lda, " is smaller than K = ", impl.k);
+  if (ldc < impl.n)
+    fail(ErrorCode::kInvalidArgument, "matmul: ldc = ", ldc, " is smaller than N = ", impl.n);
+  if (m == 0) return;
+  if (a == nullptr || c == nullptr) fail(ErrorCode::kInvalidArgument, "matmul: null A or C");
+  const KernelSet& ks = active_isa() == Isa::kAvx2 ? kAvx2 : kScalar;
+  if (m < kGemmMinRows) {
+    run_gemv(ks, a, lda, m, impl, c, ldc, pool, epilogue);
+  } else {
+    run_gemm(ks, a, lda, m, impl, c, ldc, pool, epilogue);
+  }
+}
+
+}  // namespace flamingo::kernels

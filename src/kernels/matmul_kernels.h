@@ -1,0 +1,68 @@
+// Packed weight layout and the micro-kernels that read it, shared by the baseline dispatcher
+// (matmul.cc) and the ISA-specific kernel files. Plain declarations only: *_avx2.cc files
+// include this header, so it must not define inline functions or pull in STL templates.
+//
+// Weights are stored as panels of kPanelRows = 16 consecutive output rows n, K-major, so a
+// micro-kernel reads the 16 weights of one k as one contiguous 64-byte (f32) or 32-byte
+// (f16/bf16) vector. The last panel is padded with zero rows. Per panel:
+//   f32:  float[K][16]
+//   f16, bf16: uint16_t[K][16]
+//   Q8_0: for each block of 32 k: uint16_t fp16 scale[16] (one per row), then int8 q[32][16]
+//   Q4_0: for each block of 32 k: uint16_t fp16 scale[16], then uint8 q[16][16] where byte
+//         (j, r) holds row r's element k = j in its low nibble and k = j + 16 in its high one
+//         (the Q4_0 pairing, so both ISAs unpack a byte into two k at once)
+// One layout serves both ISAs and both the GEMV and the GEMM paths, so set_isa() can switch
+// at run time without repacking.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace flamingo::kernels::detail {
+
+constexpr int kPanelRows = 16;
+constexpr int kQBlock = 32;
+constexpr size_t kQ8BlockBytes = 16 * 2 + 32 * 16;  // per panel and block of 32 k
+constexpr size_t kQ4BlockBytes = 16 * 2 + 16 * 16;
+
+// Same values as WeightType; repeated here so kernel files need not include matmul.h.
+enum class PanelType : int { kF32 = 0, kF16 = 1, kBF16 = 2, kQ8_0 = 3, kQ4_0 = 4 };
+constexpr int kNumPanelTypes = 5;
+
+// GEMV: out[r*16 + j] = Σ_k a[r*lda + k] · W[j][k] for one panel, r < m (m = 1..7), over all k
+// of the panel. The summation order depends only on k, never on threads.
+using GemvFn = void (*)(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
+                        float* out);
+
+// Expands k rows [k0, k0+kc) of one panel to fp32: out[(kk)*16 + j] = W[j][k0+kk]. For the
+// quantised types k0 and kc are multiples of 32.
+using DequantFn = void (*)(const uint8_t* panel, int64_t k0, int64_t kc, float* out);
+
+// Register-tiled micro-kernel: acc[r][j] = Σ_kk a_packed[kk*mr + r] · b[kk*16 + j] for
+// r < mr ≤ 6, then C[r][j] = acc (add = false) or C[r][j] += acc (add = true) for j < nr ≤ 16.
+using GemmFn = void (*)(int mr, int64_t kc, const float* a_packed, const float* b, float* c,
+                        int64_t ldc, int nr, bool add);
+constexpr int kGemmMr = 6;
+
+// Kernels per ISA, weight type in the name ("gemv_q4_0_avx2": GEMV over Q4_0 panels). The
+// dispatcher (matmul.cc) gathers them into tables indexed by PanelType.
+#define FLAMINGO_DECLARE_MATMUL_KERNELS(isa)                                         \
+  void gemv_f32_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);  \
+  void gemv_f16_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);  \
+  void gemv_bf16_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*); \
+  void gemv_q8_0_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*); \
+  void gemv_q4_0_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*); \
+  void dequant_panel_f16_##isa(const uint8_t*, int64_t, int64_t, float*);            \
+  void dequant_panel_bf16_##isa(const uint8_t*, int64_t, int64_t, float*);           \
+  void dequant_panel_q8_0_##isa(const uint8_t*, int64_t, int64_t, float*);           \
+  void dequant_panel_q4_0_##isa(const uint8_t*, int64_t, int64_t, float*);           \
+  void f32_gemm_6x16_##isa(int, int64_t, const float*, const float*, float*, int64_t, int, bool);
+
+FLAMINGO_DECLARE_MATMUL_KERNELS(scalar)
+FLAMINGO_DECLARE_MATMUL_KERNELS(avx2)
+#undef FLAMINGO_DECLARE_MATMUL_KERNELS
+
+// Bytes of one packed panel of K columns.
+size_t panel_bytes(PanelType type, int64_t k);
+
+}  // namespace flamingo::kernels::detail

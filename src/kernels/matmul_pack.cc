@@ -1,0 +1,134 @@
+// Validation of weight views and their rearrangement into the panel layout of
+// matmul_kernels.h.
+#include <cstring>
+
+#include "kernels/matmul_packed.h"
+#include "util/check.h"
+
+namespace flamingo::kernels {
+namespace detail {
+
+size_t panel_bytes(PanelType type, int64_t k) {
+  const size_t kk = static_cast<size_t>(k);
+  switch (type) {
+    case PanelType::kF32:
+      return kk * kPanelRows * 4;
+    case PanelType::kF16:
+    case PanelType::kBF16:
+      return kk * kPanelRows * 2;
+    case PanelType::kQ8_0:
+      return kk / kQBlock * kQ8BlockBytes;
+    case PanelType::kQ4_0:
+      return kk / kQBlock * kQ4BlockBytes;
+  }
+  return 0;
+}
+
+}  // namespace detail
+
+using detail::kPanelRows;
+using detail::kQBlock;
+
+PackedMatrix::PackedMatrix() = default;
+PackedMatrix::~PackedMatrix() = default;
+PackedMatrix::PackedMatrix(PackedMatrix&&) noexcept = default;
+PackedMatrix& PackedMatrix::operator=(PackedMatrix&&) noexcept = default;
+PackedMatrix::PackedMatrix(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+WeightType PackedMatrix::type() const { return impl_ ? impl_->type : WeightType::kF32; }
+int64_t PackedMatrix::n() const { return impl_ ? impl_->n : 0; }
+int64_t PackedMatrix::k() const { return impl_ ? impl_->k : 0; }
+size_t PackedMatrix::bytes() const { return impl_ ? impl_->bytes : 0; }
+bool PackedMatrix::empty() const { return impl_ == nullptr; }
+
+namespace {
+
+bool is_quantised(WeightType t) { return t == WeightType::kQ8_0 || t == WeightType::kQ4_0; }
+
+void validate(const WeightView& w) {
+  const char* name = weight_type_name(w.type);
+  if (std::strcmp(name, "unknown") == 0)
+    fail(ErrorCode::kInvalidArgument, "pack_matrix: unknown weight type ",
+         static_cast<int>(w.type));
+  if (w.n <= 0 || w.k <= 0)
+    fail(ErrorCode::kInvalidArgument, "pack_matrix: ", name, " weight has n = ", w.n, ", k = ", w.k,
+         "; both must be positive");
+  // Keeps every byte offset (and n·k·4) far from int64/size_t overflow.
+  constexpr int64_t kMaxDim = int64_t{1} << 31;
+  if (w.n > kMaxDim || w.k > kMaxDim || w.n * w.k > (int64_t{1} << 40))
+    fail(ErrorCode::kResourceLimit, "pack_matrix: ", name, " weight of ", w.n, "×", w.k,
+         " is too large");
+  if (w.data == nullptr)
+    fail(ErrorCode::kInvalidArgument, "pack_matrix: ", name, " weight has no data");
+  if (is_quantised(w.type)) {
+    if (w.k % kQBlock != 0)
+      fail(ErrorCode::kInvalidArgument, "pack_matrix: ", name, " weight has k = ", w.k,
+           ", not a multiple of ", kQBlock);
+    if (w.scales == nullptr)
+      fail(ErrorCode::kInvalidArgument, "pack_matrix: ", name, " weight has no scales");
+  }
+}
+
+}  // namespace
+
+PackedMatrix pack_matrix(const WeightView& w) {
+  validate(w);
+  auto impl = std::make_unique<PackedMatrix::Impl>();
+  impl->type = w.type;
+  impl->n = w.n;
+  impl->k = w.k;
+  impl->num_panels = (w.n + kPanelRows - 1) / kPanelRows;
+  const size_t raw = detail::panel_bytes(static_cast<detail::PanelType>(w.type), w.k);
+  impl->panel_stride = (raw + 63) / 64 * 64;
+  impl->bytes = impl->panel_stride * static_cast<size_t>(impl->num_panels);
+  impl->data.reset(static_cast<uint8_t*>(std::aligned_alloc(64, impl->bytes)));
+  if (!impl->data)
+    fail(ErrorCode::kResourceLimit, "pack_matrix: cannot allocate ", impl->bytes, " bytes");
+  std::memset(impl->data.get(), 0, impl->bytes);  // padding rows of the last panel are zero
+
+  const int64_t n = w.n, k = w.k, nb = k / kQBlock;
+  for (int64_t p = 0; p < impl->num_panels; ++p) {
+    uint8_t* dst = impl->data.get() + static_cast<size_t>(p) * impl->panel_stride;
+    const int rows = static_cast<int>(std::min<int64_t>(kPanelRows, n - p * kPanelRows));
+    for (int r = 0; r < rows; ++r) {
+      const int64_t row = p * kPanelRows + r;
+      switch (w.type) {
+        case WeightType::kF32: {
+          const float* src = static_cast<const float*>(w.data) + row * k;
+          float* d = reinterpret_cast<float*>(dst);
+          for (int64_t i = 0; i < k; ++i) d[i * kPanelRows + r] = src[i];
+          break;
+        }
+        case WeightType::kF16:
+        case WeightType::kBF16: {
+          const uint16_t* src = static_cast<const uint16_t*>(w.data) + row * k;
+          uint16_t* d = reinterpret_cast<uint16_t*>(dst);
+          for (int64_t i = 0; i < k; ++i) d[i * kPanelRows + r] = src[i];
+          break;
+        }
+        case WeightType::kQ8_0: {
+          const int8_t* src = static_cast<const int8_t*>(w.data) + row * k;
+          for (int64_t b = 0; b < nb; ++b) {
+            uint8_t* blk = dst + b * detail::kQ8BlockBytes;
+            std::memcpy(blk + 2 * r, &w.scales[row * nb + b], 2);
+            for (int i = 0; i < kQBlock; ++i)
+              blk[32 + i * kPanelRows + r] = static_cast<uint8_t>(src[b * kQBlock + i]);
+          }
+          break;
+        }
+        case WeightType::kQ4_0: {
+          const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * (k / 2);
+          for (int64_t b = 0; b < nb; ++b) {
+            uint8_t* blk = dst + b * detail::kQ4BlockBytes;
+            std::memcpy(blk + 2 * r, &w.scales[row * nb + b], 2);
+            for (int i = 0; i < kQBlock / 2; ++i) blk[32 + i * kPanelRows + r] = src[b * 16 + i];
+          }
+          break;
+        }
+      }
+    }
+  }
+  return PackedMatrix(std::move(impl));
+}
+
+}  // namespace flamingo::kernels
