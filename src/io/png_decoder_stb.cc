@@ -304,6 +304,9 @@ struct BudgetScope {
 DecodedImage decode_png(const uint8_t* bytes, size_t size, const std::string& name,
                         const ImageLimits& limits) {
   const PngLayout png = walk_png(bytes, size, name, limits);
+  if (png.width > STBI_MAX_DIMENSIONS || png.height > STBI_MAX_DIMENSIONS)
+    fail(ErrorCode::kResourceLimit, name, ": PNG is ", png.width, "x", png.height,
+         "; PNG sides above ", STBI_MAX_DIMENSIONS, " pixels are not supported");
   std::vector<uint8_t> patched;
   if (png.color_type == 3 && png.plte_entries < (1u << png.bit_depth)) {
     patched = with_full_palette(bytes, size, png);
