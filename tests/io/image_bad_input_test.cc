@@ -3,7 +3,7 @@
 // an abort, an unbounded allocation or another exception type.
 #include <gtest/gtest.h>
 
-#include <chrono>
+#include <ctime>
 #include <random>
 #include <string>
 #include <thread>
@@ -223,7 +223,8 @@ TEST(ImageBadInput, OneBy100000) {
                ErrorCode::kResourceLimit, "needle");
   const DecodedImage img =
       image_from_pixels(1, 100000, 3, pixels.data(), pixels.size(), "needle", raised);
-  const auto start = std::chrono::steady_clock::now();
+  // CPU time of this process, so that a loaded machine does not make the bound flaky.
+  const std::clock_t start = std::clock();
   for (ResizeMode mode : {ResizeMode::kShortestCrop, ResizeMode::kSquash}) {
     PreprocessParams p;
     p.resize = mode;
@@ -231,7 +232,7 @@ TEST(ImageBadInput, OneBy100000) {
     ASSERT_EQ(out.size(), 224u * 224 * 3);
     for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], 40 + i % 3) << i;
   }
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_LT(static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC, 10.0);
 }
 
 TEST(ImageBadInput, HugeDeclaredDimensionsPng) {
