@@ -268,6 +268,7 @@ def generate(out_root, work):
     vocab = spm.SentencePieceProcessor(model_file=sp_path).get_piece_size() + 3
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
+    torch.set_grad_enabled(False)
     outs = []
     for name, spec in fixture_specs(vocab).items():
         outs.append(build_fixture(name, spec, out_root, sp_path, work))

@@ -17,6 +17,7 @@ reference built from a config and the engine reading the converted directory are
 API:
     model = build_reference(config)                    # nn.Module in eval mode, fp32
     out = model(input_ids, media)                      # dict of every stage (see forward)
+    logits = model.forward_batch(ids_bs, pixels_btfhw3, attention_mask)   # training, batched
     ids = model.greedy(input_ids, media, n)            # full recomputation per step, no KV cache
     layouts = to_checkpoint_layouts(model)             # state dicts in the peers' layouts
 """
@@ -245,46 +246,54 @@ class FlamingoRef(nn.Module):
             self.lm.model.layers[i].register_forward_pre_hook(self._make_hook(j))
         self.eval()
 
-    # -- stages -----------------------------------------------------------------------------
+    # -- stages (differentiable; any leading batch dims) --------------------------------------
     def encode_vision(self, pixels):
-        """pixels: [F, H, W, 3] normalized → [F, v, C] tap features, grid row-major."""
-        x = pixels.permute(0, 3, 1, 2).contiguous()
+        """pixels: [..., H, W, 3] normalized → [..., v, C] tap features, grid row-major."""
+        lead, (h, w, c) = pixels.shape[:-3], pixels.shape[-3:]
+        x = pixels.reshape(-1, h, w, c).permute(0, 3, 1, 2).contiguous()
         if self.config["vision"].get("tap", "stage3") == "final_act":
             x = self.vision.forward_features(x)
         else:
             x = self.vision.stages(self.vision.stem(x))
-        return x.flatten(2).transpose(1, 2).contiguous()
+        x = x.flatten(2).transpose(1, 2).contiguous()
+        return x.reshape(*lead, *x.shape[1:])
+
+    def resample_batch(self, feats):
+        """feats: [B, T, F, v, C] → [B, T, num_latents, D] (media item t gets media_time_embs[t])."""
+        b, t, f, v, c = feats.shape
+        if resampler_kind(self.config) == "idefics":
+            if f != 1:
+                raise ValueError("IdeficsPerceiverResampler takes single images")
+            out = self.resampler(feats.reshape(b * t, v, c))
+            return out.reshape(b, t, *out.shape[1:])
+        return self.resampler(feats)
 
     def resample(self, feats):
         """feats: list over media items of [F, v, C] → [T, num_latents, D]."""
-        x = torch.stack(feats)  # [T, F, v, C]
-        if resampler_kind(self.config) == "idefics":
-            t, f, v, c = x.shape
-            if f != 1:
-                raise ValueError("IdeficsPerceiverResampler takes single images")
-            return self.resampler(x.reshape(t, v, c))
-        return self.resampler(x.unsqueeze(0))[0]
+        return self.resample_batch(torch.stack(feats).unsqueeze(0))[0]
 
     # -- masking state for the gated blocks -------------------------------------------------
-    def _set_state(self, input_ids, media):
+    def _set_state(self, input_ids, media, record):
+        """input_ids: [B, S]; media: [B, T, n, D]."""
         tok = self.config["tokens"]
-        state = {"media": media, "outputs": []}
-        ids = input_ids.unsqueeze(0)
+        state = {"media": media, "outputs": [], "record": record}
+        b, t_img, n = media.shape[:3]
         if xattn_kind(self.config) == "idefics":
             ns = peers.idefics()
             eos = tok["eos"] if self.config["xattn"].get("reset_at_eos", False) else -1
-            inc, _ = ns.image_attention_mask_for_packed_input_ids(ids, _StubTokenizer(tok["image"], eos))
-            t_img, n = media.shape[0], media.shape[1]
+            inc, _ = ns.image_attention_mask_for_packed_input_ids(
+                input_ids, _StubTokenizer(tok["image"], eos))
             mask = ns.incremental_to_binary_attention_mask(inc, num_classes=t_img)
             # As IdeficsModel.forward: one column per visual token, inverted to an additive mask.
             s = mask.shape[1]
-            mask = mask.unsqueeze(-1).repeat(1, 1, 1, n).view(1, s, t_img * n)
-            mask = (1.0 - mask[:, None].to(torch.float32)) * torch.finfo(torch.float32).min
+            mask = mask.unsqueeze(-1).repeat(1, 1, 1, n).view(b, s, t_img * n)
+            dtype = media.dtype
+            mask = (1.0 - mask[:, None].to(dtype)) * torch.finfo(dtype).min
             state["image_attention_mask"] = mask
-            state["cross_attention_gate"] = (mask == 0.0).any(dim=-1).to(torch.float32).squeeze(1)
-            state["image_hidden_states"] = media.reshape(1, t_img * n, -1)
+            state["cross_attention_gate"] = (mask == 0.0).any(dim=-1).to(dtype).squeeze(1)
+            state["image_hidden_states"] = media.reshape(b, t_img * n, -1)
         else:
-            state["media_locations"] = ids == tok["image"]
+            state["media_locations"] = input_ids == tok["image"]
         self._state = state
 
     def _make_hook(self, j):
@@ -299,37 +308,49 @@ class FlamingoRef(nn.Module):
                         image_attention_mask=st["image_attention_mask"],
                         cross_attention_gate=st["cross_attention_gate"])[0]
             else:
-                h = blk(h, st["media"].unsqueeze(0), media_locations=st["media_locations"])
-            st["outputs"].append(h[0].detach().clone())
+                h = blk(h, st["media"], media_locations=st["media_locations"])
+            if st["record"]:
+                st["outputs"].append(h.detach().clone())
             return (h,) + tuple(args[1:])
 
         return hook
 
     # -- full forward -----------------------------------------------------------------------
-    @torch.no_grad()
-    def encode_media(self, media_pixels):
-        vision = [self.encode_vision(p) for p in media_pixels]
-        return vision, self.resample(vision)
-
-    @torch.no_grad()
-    def forward_text(self, input_ids, resampled):
-        """input_ids: [S] int64; resampled: [T, n, D]. Returns (logits [S,V], [xattn_j [S,Dl]])."""
-        n_img = int((input_ids == self.config["tokens"]["image"]).sum())
-        if n_img != resampled.shape[0]:
-            raise ValueError(f"{n_img} <image> tokens but {resampled.shape[0]} media items")
-        if n_img == 0:
+    def forward_text_batch(self, input_ids, media, attention_mask=None, record=False):
+        """input_ids: [B, S] int64; media: [B, T, n, D] resampler outputs. Every row must hold
+        exactly T <image> tokens (T ≥ 1). Returns (logits [B, S, V], [xattn_j [B, S, Dl]] if
+        record). attention_mask [B, S] (1 = real token) is passed to the LM for padded batches."""
+        counts = (input_ids == self.config["tokens"]["image"]).sum(-1)
+        if input_ids.dim() != 2 or bool((counts != media.shape[1]).any()):
+            raise ValueError(f"<image> tokens per row {counts.tolist()} != {media.shape[1]} media items")
+        if media.shape[1] == 0:
             raise ValueError("open_flamingo's masked cross-attention needs at least one image")
-        self._set_state(input_ids, resampled)
+        self._set_state(input_ids, media, record)
         try:
-            logits = self.lm(input_ids.unsqueeze(0), use_cache=False).logits[0]
+            logits = self.lm(input_ids, attention_mask=attention_mask, use_cache=False).logits
             outs = self._state["outputs"]
         finally:
             self._state = None
         return logits, outs
 
-    @torch.no_grad()
+    def forward_batch(self, input_ids, pixels, attention_mask=None):
+        """Training entry: input_ids [B, S]; pixels [B, T, F, H, W, 3] → logits [B, S, V]."""
+        media = self.resample_batch(self.encode_vision(pixels))
+        return self.forward_text_batch(input_ids, media, attention_mask)[0]
+
+    def encode_media(self, media_pixels):
+        vision = [self.encode_vision(p) for p in media_pixels]
+        return vision, self.resample(vision)
+
+    def forward_text(self, input_ids, resampled):
+        """input_ids: [S] int64; resampled: [T, n, D]. Returns (logits [S,V], [xattn_j [S,Dl]])."""
+        logits, outs = self.forward_text_batch(input_ids.unsqueeze(0), resampled.unsqueeze(0),
+                                               record=True)
+        return logits[0], [o[0] for o in outs]
+
     def forward(self, input_ids, media_pixels):
-        """media_pixels: list of [F, H, W, 3] float tensors (normalized), one per <image>."""
+        """One prompt. input_ids: [S]; media_pixels: list of [F, H, W, 3] float tensors
+        (normalized), one per <image>. Returns every stage's output."""
         vision, resampled = self.encode_media(media_pixels)
         logits, xattn = self.forward_text(input_ids, resampled)
         return {"vision": vision, "resampler": resampled, "xattn": xattn, "logits": logits}

@@ -212,6 +212,27 @@ def test_converter_dtype_f16_roundtrip():
             assert json.load(f)["weights"]["dtype"] == "f16"
 
 
+def test_batched_forward_matches_single_and_trains():
+    """forward_batch (the training entry) equals the per-prompt forward and back-propagates
+    into the gates, the resampler and the vision encoder."""
+    for name in ("openflamingo", "idefics", "video"):
+        e = _expected(name)
+        model = _model(name)
+        ids, px = e["prompt_ids"], _pixels(e)
+        one = model(ids, px)["logits"]
+        batch = model.forward_batch(torch.stack([ids, ids]), torch.stack([torch.stack(px)] * 2))
+        assert torch.allclose(batch[0], one, rtol=1e-5, atol=1e-5), name
+        assert torch.allclose(batch[1], one, rtol=1e-5, atol=1e-5), name
+        model.train()
+        loss = torch.nn.functional.cross_entropy(batch[:, :-1].reshape(-1, batch.shape[-1]),
+                                                 torch.stack([ids, ids])[:, 1:].reshape(-1))
+        loss.backward()
+        for n, p in model.named_parameters():
+            if n.endswith(("attn_gate", "alpha_cross_attn")) or n.endswith("latents") \
+                    or n == "vision.stem.conv1.weight":
+                assert p.grad is not None and float(p.grad.abs().sum()) > 0, (name, n)
+
+
 def _run_all():
     tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and callable(f)]
     passed = failed = 0
