@@ -136,6 +136,14 @@ def convert(args):
             idf, args.idefics, lcfg["dim"], rcfg["dim"], lcfg["layers"], lcfg["heads"],
             args.xattn_every, lcfg["rms_norm_eps"], not args.no_reset_at_eos)
 
+    ignored = sorted({k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("lang_encoder.") else "")
+                      for k in of if not (k.startswith("perceiver.") or ".gated_cross_attn_layer." in k
+                                          or k.startswith("lang_encoder.gated_cross_attn_layers.")
+                                          or k in ("lang_encoder.model.embed_tokens.weight",
+                                                   "lang_encoder.lm_head.weight"))})
+    if ignored:
+        log(f"note: {args.openflamingo}: not read (frozen copies / other encoders): "
+            + ", ".join(p + ".*" for p in ignored))
     tokens, base_vocab, sp_path, tok_source = llama.special_tokens(
         args.llama, vocab, args.image_token, args.eoc_token)
     tokens["add_bos"] = not args.no_bos

@@ -194,6 +194,62 @@ def test_converter_refuses_inconsistent_inputs():
         assert r.returncode == 2 and "follow neither" in r.stderr, r.stderr
 
 
+def test_converter_folds_openflamingo_alias_prefixes():
+    """v1 checkpoints may hold each block twice (lang_encoder.gated_cross_attn_layers.{i}.* as
+    well) and frozen LM copies (old_decoder_blocks.*); identical aliases convert to the same
+    directory, a differing alias is refused."""
+    from safetensors.torch import load_file
+
+    model = _model("openflamingo")
+    with tempfile.TemporaryDirectory() as d:
+        paths = write_layouts(model, d, os.path.join(PARITY, "openflamingo", "tokenizer.model"))
+        of = torch.load(paths["openflamingo"])
+        tag = ".gated_cross_attn_layer."
+        aliased = dict(of)
+        for k, v in of.items():
+            if tag in k:
+                i = k.split(".")[3]
+                aliased[f"lang_encoder.gated_cross_attn_layers.{i}.{k.split(tag)[1]}"] = v.clone()
+        aliased["lang_encoder.old_decoder_blocks.1.mlp.up_proj.weight"] = torch.zeros(3, 3)
+        only_alias = {k: v for k, v in aliased.items() if tag not in k}
+        outs = []
+        for n, ck in (("plain", of), ("both", aliased), ("alias", only_alias)):
+            path = os.path.join(d, n + ".pt")
+            torch.save(ck, path)
+            args = [a if a != paths["openflamingo"] else path for a in paths["convert_args"]]
+            r = subprocess.run([sys.executable, os.path.join(TOOLS, "convert.py"), *args, "--out",
+                                os.path.join(d, n), "--quiet"], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            outs.append(load_file(os.path.join(d, n, "model.safetensors")))
+        for w in outs[1:]:
+            assert set(w) == set(outs[0]) and all(torch.equal(w[k], outs[0][k]) for k in w)
+        key = next(k for k in aliased if k.startswith("lang_encoder.gated_cross_attn_layers."))
+        aliased[key] = aliased[key] + 1
+        torch.save(aliased, os.path.join(d, "bad.pt"))
+        args = [a if a != paths["openflamingo"] else os.path.join(d, "bad.pt") for a in paths["convert_args"]]
+        r = subprocess.run([sys.executable, os.path.join(TOOLS, "convert.py"), *args, "--out",
+                            os.path.join(d, "bad"), "--quiet"], capture_output=True, text=True)
+        assert r.returncode == 2 and "differs from its alias" in r.stderr, r.stderr
+
+
+def test_converter_infers_dm_nfnet_f0():
+    """A timm dm_nfnet_f0 state dict (random init: nothing is downloaded) gives F0's config."""
+    import timm
+
+    from convert.vision import convert_timm_nfnet
+
+    net = timm.create_model("dm_nfnet_f0", pretrained=False)
+    tensors, cfg, tap_ch, variant = convert_timm_nfnet(net.state_dict(), "dm_nfnet_f0")
+    assert variant[0] == "F0" and cfg["image_size"] == 256 and tap_ch == 1536
+    assert cfg["depths"] == [1, 2, 6, 3] and cfg["widths"] == [256, 512, 1536, 1536]
+    assert cfg["stem_channels"] == [16, 32, 64, 128] and cfg["group_width"] == 128
+    assert cfg["bottleneck_ratio"] == 0.5 and cfg["se_ratio"] == 0.5
+    assert cfg["final_conv_channels"] == 3072
+    n = sum(t.numel() for t in tensors.values())
+    assert abs(n - 68.42e6) < 0.01e6, n  # architecture.md §1.1: F0 without fc
+    assert tensors["vision.stages.2.0.conv2.weight"].shape == (768, 128, 3, 3)
+
+
 def test_converter_dtype_f16_roundtrip():
     model = _model("openflamingo")
     with tempfile.TemporaryDirectory() as d:
