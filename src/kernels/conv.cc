@@ -1,0 +1,299 @@
+// Convolutions and pooling on HWC tensors.
+//
+// A 1×1 stride-1 ungrouped conv is a plain matmul of the [H·W, C] input. Every other conv
+// runs an implicit-im2col GEMM on the matmul's packed weight panels and micro-kernel
+// (matmul_kernels.h): the input patch rows are gathered straight into the micro-kernel's
+// packed-A layout, one cache block at a time, so no im2col matrix is ever materialised and the
+// gather is paid once per block for all of the group's output channels. Weight rows are
+// reordered at pack time from PyTorch's (i, kh, kw) to (kh, kw, i), which makes each tap of a
+// patch a contiguous run of cin/groups input channels.
+//
+// Split: one task per (group, block of kMc output pixels), fixed by the shape; each output
+// value is summed in the same order whatever thread runs it, so any thread count gives the
+// same bits.
+#include "kernels/conv.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "kernels/matmul_kernels.h"
+#include "kernels/matmul_packed.h"
+#include "util/check.h"
+#include "util/thread_pool.h"
+
+namespace flamingo::kernels {
+
+using detail::kGemmMr;
+using detail::kPanelRows;
+
+struct PackedConv2d::Impl {
+  Conv2dParams p;
+  int64_t out_h = 0, out_w = 0;
+  int64_t pad_top = 0, pad_left = 0;
+  bool direct_matmul = false;        // 1×1, stride 1, one group
+  std::vector<PackedMatrix> groups;  // one per group; a single one when direct_matmul
+};
+
+namespace {
+
+// Cache blocking of the implicit GEMM, as in matmul.cc: a kKc×16 weight sub-panel stays in L1
+// while the kMc×kKc packed patch block streams from L2.
+constexpr int64_t kMc = 96;
+constexpr int64_t kKc = 256;
+static_assert(kMc % kGemmMr == 0);
+constexpr int64_t kMaxDim = int64_t{1} << 24;
+
+void validate(const Conv2dParams& p) {
+  auto bad = [&](auto&&... msg) {
+    fail(ErrorCode::kInvalidArgument, "conv2d: ", msg..., " (in ", p.in_h, "×", p.in_w, "×", p.in_c,
+         ", out_c ", p.out_c, ", kernel ", p.kernel, ", stride ", p.stride, ", groups ", p.groups,
+         ")");
+  };
+  if (p.in_h <= 0 || p.in_w <= 0 || p.in_c <= 0 || p.out_c <= 0) bad("sizes must be positive");
+  if (p.in_h > kMaxDim || p.in_w > kMaxDim || p.in_c > kMaxDim || p.out_c > kMaxDim ||
+      p.in_h * p.in_w > kMaxDim * 16)
+    bad("sizes too large");
+  if (p.kernel < 1 || p.kernel > 15) bad("kernel size must be in [1, 15]");
+  if (p.stride != 1 && p.stride != 2) bad("stride must be 1 or 2");
+  if (p.groups < 1 || p.in_c % p.groups != 0 || p.out_c % p.groups != 0)
+    bad("groups must divide in_c and out_c");
+}
+
+// Copies a [rows, k] slice of a 16-bit or 32-bit matrix with each row's columns permuted
+// from (i, kh, kw) to (kh, kw, i).
+template <typename T>
+std::vector<T> reorder_rows(const T* src, int64_t row0, int64_t rows, int64_t cin, int64_t taps) {
+  std::vector<T> dst(static_cast<size_t>(rows * cin * taps));
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* s = src + (row0 + r) * cin * taps;
+    T* d = dst.data() + r * cin * taps;
+    for (int64_t i = 0; i < cin; ++i)
+      for (int64_t t = 0; t < taps; ++t) d[t * cin + i] = s[i * taps + t];
+  }
+  return dst;
+}
+
+struct Geometry {
+  const float* in;
+  int64_t in_w, in_h, in_c;
+  int64_t out_w;
+  int64_t cin;  // per group
+  int kernel, stride;
+  int64_t pad_top, pad_left;
+};
+
+// Writes rows [m0, m0+rows) × columns [k0, k0+kc) of group g's implicit im2col matrix into
+// the micro-kernel's packed-A layout: tiles of kGemmMr rows, element (r, kk) at kk·mr + r.
+void pack_patches(const Geometry& g, int64_t group, int64_t m0, int64_t rows, int64_t k0,
+                  int64_t kc, float* dst) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
+    const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
+    for (int r = 0; r < mr; ++r) {
+      const int64_t pixel = m0 + r0 + r;
+      const int64_t oy = pixel / g.out_w, ox = pixel % g.out_w;
+      const int64_t y0 = oy * g.stride - g.pad_top, x0 = ox * g.stride - g.pad_left;
+      int64_t k = k0;
+      float* d = dst + r;
+      while (k < k0 + kc) {
+        const int64_t tap = k / g.cin, i = k % g.cin;
+        const int64_t len = std::min(g.cin - i, k0 + kc - k);
+        const int64_t iy = y0 + tap / g.kernel, ix = x0 + tap % g.kernel;
+        if (iy >= 0 && iy < g.in_h && ix >= 0 && ix < g.in_w) {
+          const float* s = g.in + (iy * g.in_w + ix) * g.in_c + group * g.cin + i;
+          for (int64_t t = 0; t < len; ++t) d[t * mr] = s[t];
+        } else {
+          for (int64_t t = 0; t < len; ++t) d[t * mr] = 0.f;
+        }
+        d += len * mr;
+        k += len;
+      }
+    }
+    dst += kc * mr;
+  }
+}
+
+struct Scratch {
+  std::vector<float> a_packed;
+  std::vector<float> b_panel;
+};
+
+}  // namespace
+
+int64_t same_out_size(int64_t in, int stride) { return (in + stride - 1) / stride; }
+
+int64_t same_pad_before(int64_t in, int kernel, int stride) {
+  const int64_t out = same_out_size(in, stride);
+  return std::max<int64_t>((out - 1) * stride + kernel - in, 0) / 2;
+}
+
+PackedConv2d::PackedConv2d() = default;
+PackedConv2d::~PackedConv2d() = default;
+PackedConv2d::PackedConv2d(PackedConv2d&&) noexcept = default;
+PackedConv2d& PackedConv2d::operator=(PackedConv2d&&) noexcept = default;
+PackedConv2d::PackedConv2d(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+const Conv2dParams& PackedConv2d::params() const {
+  FLAMINGO_CHECK(impl_ != nullptr);
+  return impl_->p;
+}
+int64_t PackedConv2d::out_h() const { return impl_ ? impl_->out_h : 0; }
+int64_t PackedConv2d::out_w() const { return impl_ ? impl_->out_w : 0; }
+size_t PackedConv2d::bytes() const {
+  size_t b = 0;
+  if (impl_)
+    for (const auto& m : impl_->groups) b += m.bytes();
+  return b;
+}
+
+PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w) {
+  validate(p);
+  const int64_t cin = p.in_c / p.groups, cout = p.out_c / p.groups;
+  const int64_t taps = int64_t{p.kernel} * p.kernel;
+  if (w.n != p.out_c || w.k != cin * taps)
+    fail(ErrorCode::kModelMismatch, "pack_conv2d: weight is ", w.n, "×", w.k, ", expected ",
+         p.out_c, "×", cin * taps, " (out_c × in_c/groups·kernel²)");
+  if (w.data == nullptr) fail(ErrorCode::kInvalidArgument, "pack_conv2d: null weight data");
+
+  auto impl = std::make_unique<PackedConv2d::Impl>();
+  impl->p = p;
+  impl->out_h = same_out_size(p.in_h, p.stride);
+  impl->out_w = same_out_size(p.in_w, p.stride);
+  impl->pad_top = same_pad_before(p.in_h, p.kernel, p.stride);
+  impl->pad_left = same_pad_before(p.in_w, p.kernel, p.stride);
+  impl->direct_matmul = p.kernel == 1 && p.stride == 1 && p.groups == 1;
+  if (impl->direct_matmul) {
+    impl->groups.push_back(pack_matrix(w));
+    return PackedConv2d(std::move(impl));
+  }
+  if (w.type != WeightType::kF32 && w.type != WeightType::kF16 && w.type != WeightType::kBF16)
+    fail(ErrorCode::kUnsupported, "pack_conv2d: ", weight_type_name(w.type),
+         " weights are only supported for 1×1 stride-1 ungrouped convs (block scales cannot follow "
+         "the "
+         "(kh, kw, i) reordering); store this conv as f32, f16 or bf16");
+  for (int64_t g = 0; g < p.groups; ++g) {
+    WeightView gv = w;
+    gv.n = cout;
+    if (w.type == WeightType::kF32) {
+      const auto rows = reorder_rows(static_cast<const float*>(w.data), g * cout, cout, cin, taps);
+      gv.data = rows.data();
+      impl->groups.push_back(pack_matrix(gv));
+    } else {
+      const auto rows =
+          reorder_rows(static_cast<const uint16_t*>(w.data), g * cout, cout, cin, taps);
+      gv.data = rows.data();
+      impl->groups.push_back(pack_matrix(gv));
+    }
+  }
+  return PackedConv2d(std::move(impl));
+}
+
+void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float* out,
+            ThreadPool& pool) {
+  if (conv.out_h() == 0)
+    fail(ErrorCode::kInvalidArgument, "conv2d: the conv is empty (not packed)");
+  if (in == nullptr || out == nullptr)
+    fail(ErrorCode::kInvalidArgument, "conv2d: null input or output");
+  const PackedConv2d::Impl& c = conv.impl();
+  const Conv2dParams& p = c.p;
+  const int64_t pixels = c.out_h * c.out_w;
+  {
+    const auto lo = [](const float* q) { return reinterpret_cast<uintptr_t>(q); };
+    const uintptr_t in_end = lo(in) + 4 * static_cast<uintptr_t>(p.in_h * p.in_w * p.in_c);
+    const uintptr_t out_end = lo(out) + 4 * static_cast<uintptr_t>(pixels * p.out_c);
+    if (lo(in) < out_end && lo(out) < in_end)
+      fail(ErrorCode::kInvalidArgument, "conv2d: output overlaps input");
+  }
+  if (c.direct_matmul) {
+    MatmulEpilogue ep;
+    ep.bias = bias;
+    matmul(in, p.in_c, pixels, c.groups[0], out, p.out_c, pool, ep);
+    return;
+  }
+
+  const bool avx = active_isa() == Isa::kAvx2;
+  const detail::GemmFn gemm = avx ? detail::f32_gemm_6x16_avx2 : detail::f32_gemm_6x16_scalar;
+  detail::DequantFn dequant = nullptr;
+  const WeightType type = c.groups[0].type();
+  if (type == WeightType::kF16)
+    dequant = avx ? detail::dequant_panel_f16_avx2 : detail::dequant_panel_f16_scalar;
+  if (type == WeightType::kBF16)
+    dequant = avx ? detail::dequant_panel_bf16_avx2 : detail::dequant_panel_bf16_scalar;
+
+  const int64_t cin = p.in_c / p.groups, cout = p.out_c / p.groups;
+  const int64_t k_total = cin * p.kernel * p.kernel;
+  const Geometry geo{in,  p.in_w,   p.in_h,   p.in_c,    c.out_w,
+                     cin, p.kernel, p.stride, c.pad_top, c.pad_left};
+  const int64_t m_blocks = (pixels + kMc - 1) / kMc;
+
+  pool.parallel_for(m_blocks * p.groups, [&](int64_t task) {
+    const int64_t g = task % p.groups, mb = task / p.groups;
+    const int64_t m0 = mb * kMc, rows = std::min(kMc, pixels - m0);
+    const PackedMatrix::Impl& w = c.groups[static_cast<size_t>(g)].impl();
+    thread_local Scratch s;
+    s.a_packed.resize(static_cast<size_t>(kMc * kKc));
+    if (dequant) s.b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
+    float* c_base = out + m0 * p.out_c + g * cout;
+    for (int64_t k0 = 0; k0 < k_total; k0 += kKc) {
+      const int64_t kc = std::min(kKc, k_total - k0);
+      pack_patches(geo, g, m0, rows, k0, kc, s.a_packed.data());
+      for (int64_t panel = 0; panel < w.num_panels; ++panel) {
+        const float* b;
+        if (dequant) {
+          dequant(w.panel(panel), k0, kc, s.b_panel.data());
+          b = s.b_panel.data();
+        } else {
+          b = reinterpret_cast<const float*>(w.panel(panel)) + k0 * kPanelRows;
+        }
+        const int64_t n0 = panel * kPanelRows;
+        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, cout - n0));
+        const float* ap = s.a_packed.data();
+        for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
+          const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
+          gemm(mr, kc, ap, b, c_base + r0 * p.out_c + n0, p.out_c, nr, k0 > 0);
+          ap += kc * mr;
+        }
+      }
+    }
+    if (bias) {
+      const float* bg = bias + g * cout;
+      for (int64_t r = 0; r < rows; ++r) {
+        float* d = c_base + r * p.out_c;
+        for (int64_t j = 0; j < cout; ++j) d[j] += bg[j];
+      }
+    }
+  });
+}
+
+void avg_pool_2x2(const float* in, int64_t h, int64_t w, int64_t c, float* out) {
+  if (h <= 0 || w <= 0 || c <= 0)
+    fail(ErrorCode::kInvalidArgument, "avg_pool_2x2: bad shape ", h, "×", w, "×", c);
+  const int64_t oh = (h + 1) / 2, ow = (w + 1) / 2;
+  std::vector<float> acc(static_cast<size_t>(c));
+  for (int64_t oy = 0; oy < oh; ++oy)
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      // Summed in PyTorch's window order (row by row), divided by the count of real elements.
+      const int64_t y1 = std::min(2 * oy + 2, h), x1 = std::min(2 * ox + 2, w);
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int64_t y = 2 * oy; y < y1; ++y)
+        for (int64_t x = 2 * ox; x < x1; ++x) {
+          const float* s = in + (y * w + x) * c;
+          for (int64_t j = 0; j < c; ++j) acc[static_cast<size_t>(j)] += s[j];
+        }
+      const float count = static_cast<float>((y1 - 2 * oy) * (x1 - 2 * ox));
+      float* d = out + (oy * ow + ox) * c;
+      for (int64_t j = 0; j < c; ++j) d[j] = acc[static_cast<size_t>(j)] / count;
+    }
+}
+
+void mean_pool(const float* in, int64_t hw, int64_t c, float* out) {
+  if (hw <= 0 || c <= 0) fail(ErrorCode::kInvalidArgument, "mean_pool: bad shape ", hw, "×", c);
+  std::vector<float> acc(static_cast<size_t>(c), 0.f);
+  for (int64_t r = 0; r < hw; ++r)
+    for (int64_t j = 0; j < c; ++j) acc[static_cast<size_t>(j)] += in[r * c + j];
+  const float n = static_cast<float>(hw);
+  for (int64_t j = 0; j < c; ++j) out[j] = acc[static_cast<size_t>(j)] / n;
+}
+
+}  // namespace flamingo::kernels

@@ -1,0 +1,286 @@
+// Convolutions and pooling on every ISA path against a naive direct convolution in double
+// with TF-SAME padding worked out independently. Threshold NMSE ≤ 1e-10 (fp32 sums of up to
+// 1152 products; f16/bf16 weights are compared against the reference run on the same rounded
+// weights, so the threshold does not change).
+#include "kernels/conv.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/isa_test_util.h"
+#include "support/test_util.h"
+#include "util/check.h"
+#include "util/thread_pool.h"
+
+namespace flamingo {
+namespace {
+
+using kernels::Conv2dParams;
+using kernels::Isa;
+using kernels::WeightType;
+using kernels::WeightView;
+
+// TF "SAME", straight from the definition: out = ceil(in/s), pad_total = max((out-1)s + k - in, 0).
+void same_padding(int64_t in, int k, int s, int64_t* out, int64_t* before) {
+  *out = (in + s - 1) / s;
+  const int64_t total = std::max<int64_t>((*out - 1) * s + k - in, 0);
+  *before = total / 2;
+}
+
+// weight is OIHW, in/out are HWC.
+std::vector<float> conv_ref(const Conv2dParams& p, const std::vector<float>& in,
+                            const std::vector<float>& weight, const float* bias) {
+  int64_t oh, ow, pt, pl;
+  same_padding(p.in_h, p.kernel, p.stride, &oh, &pt);
+  same_padding(p.in_w, p.kernel, p.stride, &ow, &pl);
+  const int64_t cin = p.in_c / p.groups, cout = p.out_c / p.groups;
+  std::vector<float> out(static_cast<size_t>(oh * ow * p.out_c));
+  for (int64_t oy = 0; oy < oh; ++oy)
+    for (int64_t ox = 0; ox < ow; ++ox)
+      for (int64_t o = 0; o < p.out_c; ++o) {
+        const int64_t g = o / cout;
+        double acc = bias ? bias[o] : 0.0;
+        for (int64_t i = 0; i < cin; ++i)
+          for (int kh = 0; kh < p.kernel; ++kh)
+            for (int kw = 0; kw < p.kernel; ++kw) {
+              const int64_t iy = oy * p.stride - pt + kh, ix = ox * p.stride - pl + kw;
+              if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) continue;
+              acc += double{in[(iy * p.in_w + ix) * p.in_c + g * cin + i]} *
+                     weight[((o * cin + i) * p.kernel + kh) * p.kernel + kw];
+            }
+        out[(oy * ow + ox) * p.out_c + o] = static_cast<float>(acc);
+      }
+  return out;
+}
+
+struct ConvCase {
+  Conv2dParams p;
+  WeightType type = WeightType::kF32;
+  bool bias = true;
+};
+
+std::string describe(const ConvCase& c) {
+  const auto& p = c.p;
+  return str_cat(p.in_h, "x", p.in_w, "x", p.in_c, " -> ", p.out_c, " k", p.kernel, " s", p.stride,
+                 " g", p.groups, " ", kernels::weight_type_name(c.type), c.bias ? " +bias" : "");
+}
+
+// Packs, runs and checks one case; returns the output for further comparisons.
+std::vector<float> run_case(const ConvCase& c, ThreadPool& pool, uint64_t seed) {
+  const auto& p = c.p;
+  const int64_t k = p.in_c / p.groups * p.kernel * p.kernel;
+  const auto in =
+      testing::random_floats(static_cast<size_t>(p.in_h * p.in_w * p.in_c), seed, -1.f, 1.f);
+  auto weight = testing::random_floats(static_cast<size_t>(p.out_c * k), seed + 1, -0.5f, 0.5f);
+  const auto bias = testing::random_floats(static_cast<size_t>(p.out_c), seed + 2, -1.f, 1.f);
+  std::vector<uint16_t> half(weight.size());
+  std::vector<int8_t> q8(weight.size());
+  std::vector<uint16_t> scales(weight.size() / 32 + 1);
+  WeightView view{c.type, weight.data(), nullptr, p.out_c, k};
+  if (c.type == WeightType::kF16 || c.type == WeightType::kBF16) {
+    for (size_t i = 0; i < weight.size(); ++i) {
+      half[i] = c.type == WeightType::kF16 ? kernels::fp32_to_fp16(weight[i])
+                                           : kernels::fp32_to_bf16(weight[i]);
+      weight[i] = c.type == WeightType::kF16 ? kernels::fp16_to_fp32(half[i])
+                                             : kernels::bf16_to_fp32(half[i]);
+    }
+    view.data = half.data();
+  } else if (c.type == WeightType::kQ8_0) {
+    for (int64_t r = 0; r < p.out_c; ++r)
+      kernels::quantize_row_q8_0(weight.data() + r * k, k, q8.data() + r * k,
+                                 scales.data() + r * k / 32);
+    view.data = q8.data();
+    view.scales = scales.data();
+    for (int64_t r = 0; r < p.out_c; ++r) kernels::dequantize_row(view, r, weight.data() + r * k);
+  }
+  const auto conv = kernels::pack_conv2d(p, view);
+  int64_t oh, ow, pad;
+  same_padding(p.in_h, p.kernel, p.stride, &oh, &pad);
+  same_padding(p.in_w, p.kernel, p.stride, &ow, &pad);
+  EXPECT_EQ(conv.out_h(), oh);
+  EXPECT_EQ(conv.out_w(), ow);
+  testing::GuardedBuffer out(static_cast<size_t>(oh * ow * p.out_c));
+  kernels::conv2d(in.data(), conv, c.bias ? bias.data() : nullptr, out.data(), pool);
+  EXPECT_TRUE(out.intact()) << describe(c);
+  const auto ref = conv_ref(p, in, weight, c.bias ? bias.data() : nullptr);
+  EXPECT_LE(testing::nmse(out.data(), ref.data(), ref.size()), 1e-10) << describe(c);
+  return std::vector<float>(out.data(), out.data() + out.size());
+}
+
+TEST(Conv, SamePaddingRule) {
+  EXPECT_EQ(kernels::same_out_size(224, 2), 112);
+  EXPECT_EQ(kernels::same_pad_before(224, 3, 2), 0);  // even input, stride 2: 0 before, 1 after
+  EXPECT_EQ(kernels::same_pad_before(7, 3, 2), 1);    // odd input: 1 and 1
+  EXPECT_EQ(kernels::same_out_size(7, 2), 4);
+  EXPECT_EQ(kernels::same_pad_before(56, 3, 1), 1);
+  EXPECT_EQ(kernels::same_pad_before(9, 1, 1), 0);
+  EXPECT_EQ(kernels::same_pad_before(8, 2, 1), 0);  // even kernel: 0 before, 1 after
+  EXPECT_EQ(kernels::same_pad_before(8, 4, 2), 1);
+}
+
+TEST(Conv, OneByOneAcrossChannelCounts) {
+  ThreadPool pool(2);
+  testing::for_each_isa([&](Isa) {
+    for (int64_t ic : testing::edge_sizes())
+      for (int64_t oc : {int64_t{1}, int64_t{17}, int64_t{33}, int64_t{129}}) {
+        ConvCase c{{.in_h = 3, .in_w = 5, .in_c = ic, .out_c = oc}};
+        run_case(c, pool, static_cast<uint64_t>(ic * 1000 + oc));
+      }
+  });
+}
+
+TEST(Conv, GroupedAndStridedAcrossShapes) {
+  ThreadPool pool(2);
+  std::vector<ConvCase> cases;
+  for (int64_t h : {1, 2, 5, 8})
+    for (int64_t w : {1, 3, 8, 9})
+      for (int s : {1, 2})
+        cases.push_back(
+            {{.in_h = h, .in_w = w, .in_c = 6, .out_c = 9, .kernel = 3, .stride = s, .groups = 3}});
+  for (int64_t cpg : testing::edge_sizes())  // channels per group
+    cases.push_back({{.in_h = 6,
+                      .in_w = 7,
+                      .in_c = 2 * cpg,
+                      .out_c = 2 * cpg,
+                      .kernel = 3,
+                      .stride = 1,
+                      .groups = 2}});
+  for (int k : {1, 2, 4, 5})
+    for (int s : {1, 2})
+      cases.push_back({{.in_h = 9, .in_w = 6, .in_c = 5, .out_c = 18, .kernel = k, .stride = s}});
+  // NFNet-F0: stem (in_c = 3, stride 2 on an even input), and 128-wide groups, stride 1 and 2.
+  cases.push_back({{.in_h = 32, .in_w = 32, .in_c = 3, .out_c = 16, .kernel = 3, .stride = 2}});
+  cases.push_back({{.in_h = 16, .in_w = 16, .in_c = 16, .out_c = 32, .kernel = 3, .stride = 1}});
+  cases.push_back({{.in_h = 16, .in_w = 16, .in_c = 64, .out_c = 128, .kernel = 3, .stride = 2}});
+  cases.push_back(
+      {{.in_h = 10, .in_w = 10, .in_c = 256, .out_c = 256, .kernel = 3, .stride = 2, .groups = 2}});
+  cases.push_back(
+      {{.in_h = 7, .in_w = 7, .in_c = 256, .out_c = 256, .kernel = 3, .stride = 1, .groups = 2}});
+  cases.push_back(
+      {{.in_h = 4, .in_w = 4, .in_c = 768, .out_c = 768, .kernel = 3, .stride = 1, .groups = 6},
+       WeightType::kF32,
+       false});
+  cases.push_back({{.in_h = 9, .in_w = 8, .in_c = 128, .out_c = 256, .kernel = 1}});
+  testing::for_each_isa([&](Isa) {
+    for (size_t i = 0; i < cases.size(); ++i) run_case(cases[i], pool, 500 + i);
+  });
+}
+
+TEST(Conv, ReducedPrecisionWeights) {
+  ThreadPool pool(2);
+  testing::for_each_isa([&](Isa) {
+    for (WeightType t : {WeightType::kF16, WeightType::kBF16}) {
+      run_case(
+          {{.in_h = 7, .in_w = 6, .in_c = 32, .out_c = 40, .kernel = 3, .stride = 2, .groups = 2},
+           t},
+          pool, 1);
+      run_case({{.in_h = 5, .in_w = 5, .in_c = 32, .out_c = 40, .kernel = 1}, t}, pool, 2);
+    }
+    run_case({{.in_h = 5, .in_w = 5, .in_c = 64, .out_c = 40, .kernel = 1}, WeightType::kQ8_0},
+             pool, 3);
+  });
+}
+
+TEST(Conv, BitwiseIdenticalForAnyThreadCount) {
+  testing::for_each_isa([](Isa) {
+    const std::vector<ConvCase> cases = {
+        {{.in_h = 20, .in_w = 20, .in_c = 128, .out_c = 96, .kernel = 3, .stride = 2, .groups = 2}},
+        {{.in_h = 20, .in_w = 21, .in_c = 64, .out_c = 96, .kernel = 1}}};
+    for (const ConvCase& c : cases) {
+      std::vector<float> first;
+      for (int threads : {1, 2, 3}) {
+        ThreadPool pool(threads);
+        const auto out = run_case(c, pool, 42);
+        if (first.empty())
+          first = out;
+        else
+          EXPECT_EQ(0, std::memcmp(first.data(), out.data(), sizeof(float) * out.size()))
+              << threads << " threads";
+      }
+    }
+  });
+}
+
+TEST(Conv, RejectsBadArguments) {
+  std::vector<float> w(16 * 27);
+  const WeightView view{WeightType::kF32, w.data(), nullptr, 16, 27};
+  const Conv2dParams ok{.in_h = 8, .in_w = 8, .in_c = 3, .out_c = 16, .kernel = 3, .stride = 2};
+  EXPECT_NO_THROW(kernels::pack_conv2d(ok, view));
+  auto expect_bad = [&](auto mutate) {
+    Conv2dParams p = ok;
+    mutate(p);
+    EXPECT_THROW(kernels::pack_conv2d(p, view), Error);
+  };
+  expect_bad([](Conv2dParams& p) { p.stride = 3; });
+  expect_bad([](Conv2dParams& p) { p.groups = 2; });  // 3 % 2 != 0
+  expect_bad([](Conv2dParams& p) { p.kernel = 0; });
+  expect_bad([](Conv2dParams& p) { p.in_h = 0; });
+  expect_bad([](Conv2dParams& p) { p.out_c = 32; });  // weight has 16 rows
+  expect_bad([](Conv2dParams& p) { p.kernel = 1; });  // weight has 27 columns
+  std::vector<int8_t> q(16 * 32);
+  std::vector<uint16_t> s(16);
+  EXPECT_THROW(
+      kernels::pack_conv2d(
+          {.in_h = 4, .in_w = 4, .in_c = 64, .out_c = 16, .kernel = 1, .stride = 2, .groups = 2},
+          WeightView{WeightType::kQ8_0, q.data(), s.data(), 16, 32}),
+      Error);
+  const auto conv = kernels::pack_conv2d(ok, view);
+  std::vector<float> buf(8 * 8 * 16);
+  ThreadPool pool(1);
+  EXPECT_THROW(kernels::conv2d(buf.data(), conv, nullptr, buf.data() + 10, pool),
+               Error);  // overlap
+  EXPECT_THROW(kernels::conv2d(buf.data(), kernels::PackedConv2d(), nullptr, buf.data(), pool),
+               Error);
+}
+
+TEST(Pool, AvgPool2x2CountsOnlyRealElements) {
+  for (int64_t h : {1, 2, 3, 8, 9})
+    for (int64_t w : {1, 2, 5, 8})
+      for (int64_t c : {1, 7, 256}) {
+        const auto in = testing::random_floats(static_cast<size_t>(h * w * c), h * 100 + w * 10 + c,
+                                               -1e3f, 1e3f);
+        const int64_t oh = (h + 1) / 2, ow = (w + 1) / 2;
+        testing::GuardedBuffer out(static_cast<size_t>(oh * ow * c));
+        kernels::avg_pool_2x2(in.data(), h, w, c, out.data());
+        ASSERT_TRUE(out.intact());
+        std::vector<float> ref(out.size());
+        for (int64_t oy = 0; oy < oh; ++oy)
+          for (int64_t ox = 0; ox < ow; ++ox)
+            for (int64_t j = 0; j < c; ++j) {
+              double sum = 0;
+              int n = 0;
+              for (int64_t y = 2 * oy; y < std::min(h, 2 * oy + 2); ++y)
+                for (int64_t x = 2 * ox; x < std::min(w, 2 * ox + 2); ++x, ++n)
+                  sum += in[(y * w + x) * c + j];
+              ref[(oy * ow + ox) * c + j] = static_cast<float>(sum / n);
+            }
+        EXPECT_LE(testing::nmse(out.data(), ref.data(), ref.size()), 1e-13)
+            << h << "x" << w << "x" << c;
+      }
+}
+
+TEST(Pool, MeanPool) {
+  for (int64_t hw : {1, 2, 49, 64, 100})
+    for (int64_t c : {1, 3, 1536}) {
+      const auto in = testing::random_floats(static_cast<size_t>(hw * c), hw + c, -10.f, 10.f);
+      testing::GuardedBuffer out(static_cast<size_t>(c));
+      kernels::mean_pool(in.data(), hw, c, out.data());
+      ASSERT_TRUE(out.intact());
+      std::vector<float> ref(static_cast<size_t>(c));
+      for (int64_t j = 0; j < c; ++j) {
+        double s = 0;
+        for (int64_t r = 0; r < hw; ++r) s += in[r * c + j];
+        ref[j] = static_cast<float>(s / hw);
+      }
+      EXPECT_LE(testing::nmse(out.data(), ref.data(), ref.size()), 1e-12);
+    }
+  float x = 0;
+  EXPECT_THROW(kernels::mean_pool(&x, 0, 1, &x), Error);
+  EXPECT_THROW(kernels::avg_pool_2x2(&x, 1, 0, 1, &x), Error);
+}
+
+}  // namespace
+}  // namespace flamingo
