@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Turns Google Benchmark JSON results of the kernel benchmarks into docs tables.
+
+    python3 bench/kernels_table.py --results DIR --md OUT.md --json OUT.json
+
+DIR holds one <binary>.json per benchmark binary (bench/<binary>_bench.cc), written with
+--benchmark_repetitions and --benchmark_report_aggregates_only, so each benchmark appears as
+mean/median/stddev aggregates; only medians are used. Each binary gets a section rendered by
+the function registered for it in SECTIONS (add one for a new benchmark binary); binaries
+without one get a generic table of their counters. Plain python3, standard library only.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+
+def load_medians(path):
+    """name (without the /real_time suffix) -> {"real_time_ms": .., counters..}"""
+    with open(path) as f:
+        data = json.load(f)
+    out = {}
+    for b in data.get("benchmarks", []):
+        if b.get("aggregate_name") != "median" or b.get("error_occurred"):
+            continue
+        name = re.sub(r"/real_time$", "", b["run_name"])
+        unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
+        row = {"real_time_ms": b["real_time"] * unit}
+        for key, value in b.items():
+            if isinstance(value, (int, float)) and key not in (
+                    "real_time", "cpu_time", "iterations", "repetitions", "repetition_index",
+                    "threads", "family_index", "per_family_instance_index"):
+                row[key] = value
+        out[name] = row
+    return out, data.get("context", {})
+
+
+# ---------------------------------------------------------------------------- machine limits
+
+def limits_from(results):
+    """Peak FLOP/s per thread and triad bandwidth per thread count, the larger of the runs
+    before and after the other benchmarks (the conservative yardstick)."""
+    limits = {"peak_flops_per_thread": None, "triad": {}, "read": {}}
+    for name in ("machine_limits", "machine_limits_after"):
+        r = results.get(name)
+        if not r:
+            continue
+        for bench, row in r.items():
+            m = re.match(r"BM_(PeakFma|Triad|ReadSum)/(\d+)$", bench)
+            if not m:
+                continue
+            kind, t = m.group(1), int(m.group(2))
+            if kind == "PeakFma" and t == 1:
+                v = row["FLOP/s"]
+                cur = limits["peak_flops_per_thread"]
+                limits["peak_flops_per_thread"] = v if cur is None else max(cur, v)
+            elif kind == "Triad":
+                limits["triad"][t] = max(limits["triad"].get(t, 0), row["bytes/s"])
+            elif kind == "ReadSum":
+                limits["read"][t] = max(limits["read"].get(t, 0), row["bytes/s"])
+    return limits
+
+
+def render_limits(results, limits, doc):
+    lines = ["## Machine limits (measured in this run)", "",
+             "| measurement | before | after |", "|---|---|---|"]
+    before, after = results.get("machine_limits", {}), results.get("machine_limits_after", {})
+    for bench in sorted(set(before) | set(after)):
+        def fmt(row):
+            if not row:
+                return "–"
+            if "FLOP/s" in row:
+                return f"{row['FLOP/s'] / 1e9:.1f} GFLOP/s"
+            return f"{row['bytes/s'] / 1e9:.2f} GB/s"
+        lines.append(f"| {bench} | {fmt(before.get(bench))} | {fmt(after.get(bench))} |")
+    lines += ["", "PeakFma/N: N threads each running 12 independent ymm FMA chains. Triad/N: "
+              "STREAM triad on 3×128 MiB, 24 bytes per element. ReadSum/N: read-only sweep of "
+              "384 MiB. Percentages below use the larger of the two runs.", ""]
+    doc["machine_limits"] = {"before": before, "after": after, "used": {
+        "peak_flops_per_thread": limits["peak_flops_per_thread"],
+        "triad_bytes_per_s": limits["triad"], "read_bytes_per_s": limits["read"]}}
+    return lines
+
+
+# ---------------------------------------------------------------------------------- matmul
+
+MATMUL_IMPLS = ["f32", "f16", "bf16", "q8_0", "q4_0", "openblas", "eigen"]
+
+
+def parse_matmul(results):
+    rows = {}
+    for name, row in results.items():
+        m = re.match(r"matmul/(\w+)/M:(\d+)/K:(\d+)/N:(\d+)/threads:(\d+)$", name)
+        if m:
+            impl, M, K, N, t = m.group(1), *map(int, m.groups()[1:])
+            rows.setdefault((M, K, N, t), {})[impl] = row
+    return rows
+
+
+def pct(x):
+    return f"{100 * x:.0f} %"
+
+
+def render_matmul(results, limits, doc):
+    rows = parse_matmul(results.get("matmul", {}))
+    peak = limits["peak_flops_per_thread"]
+    lines = ["## Matmul (C[M,N] = A[M,K]·Wᵀ, fp32 activations)", "",
+             "M = 1 (GEMV): weight GB/s (bytes of the weights in their storage type per call) and "
+             "% of the triad bandwidth at the same thread count. M > 1: GFLOP/s and % of the "
+             "measured FMA peak × threads. `×blas`: ratio to OpenBLAS (cblas_sgemv / cblas_sgemm) "
+             "on the same shape and thread count.", ""]
+    header = "| M | K | N | thr | " + " | ".join(MATMUL_IMPLS) + " |"
+    lines += [header, "|" + "---|" * (4 + len(MATMUL_IMPLS))]
+    table = []
+    for (M, K, N, t) in sorted(rows):
+        impls = rows[(M, K, N, t)]
+        blas = impls.get("openblas")
+        cells = []
+        entry = {"M": M, "K": K, "N": N, "threads": t}
+        for impl in MATMUL_IMPLS:
+            r = impls.get(impl)
+            if r is None:
+                cells.append("–")
+                continue
+            e = {"GFLOP/s": r["FLOP/s"] / 1e9, "weight_GB/s": r["weight_bytes/s"] / 1e9,
+                 "time_ms": r["real_time_ms"]}
+            if blas:
+                e["ratio_openblas"] = r["FLOP/s"] / blas["FLOP/s"]
+            if M == 1:
+                bw = limits["triad"].get(t)
+                text = f"{e['weight_GB/s']:.1f} GB/s"
+                if bw:
+                    e["pct_bandwidth"] = r["weight_bytes/s"] / bw
+                    text += f" ({pct(e['pct_bandwidth'])})"
+            else:
+                text = f"{e['GFLOP/s']:.1f}"
+                if peak:
+                    e["pct_peak"] = r["FLOP/s"] / (peak * t)
+                    text += f" ({pct(e['pct_peak'])})"
+            if blas and impl != "openblas":
+                text += f" {e['ratio_openblas']:.2f}×blas"
+            cells.append(text)
+            entry[impl] = e
+        table.append(entry)
+        lines.append(f"| {M} | {K} | {N} | {t} | " + " | ".join(cells) + " |")
+    lines.append("")
+    targets = matmul_targets(table)
+    lines += ["### Targets (issue 3)", "", "| target | measured | status |", "|---|---|---|"]
+    for t in targets:
+        lines.append(f"| {t['target']} | {t['measured']} | {'met' if t['met'] else 'MISSED'} |")
+    lines.append("")
+    doc["matmul"] = {"rows": table, "targets": targets}
+    return lines
+
+
+def matmul_targets(table):
+    def rows(pred):
+        return [r for r in table if pred(r)]
+
+    targets = []
+    gemm1 = rows(lambda r: r["M"] >= 64 and r["threads"] == 1 and "f32" in r)
+    if gemm1:
+        worst = min(r["f32"].get("pct_peak", 0) for r in gemm1)
+        targets.append({"target": "f32 GEMM M≥64, 1 thread ≥ 88 % of peak (worst shape)",
+                        "measured": pct(worst), "met": worst >= 0.88})
+        ratios = [r["f32"]["ratio_openblas"] for r in gemm1 if "ratio_openblas" in r["f32"]]
+        if ratios:
+            targets.append({"target": "f32 GEMM M≥64, 1 thread ≥ 1.1× OpenBLAS (worst shape)",
+                            "measured": f"{min(ratios):.2f}×", "met": min(ratios) >= 1.1})
+    speedups = []
+    for r in gemm1:
+        two = [x for x in table if (x["M"], x["K"], x["N"], x["threads"]) == (r["M"], r["K"], r["N"], 2)]
+        if two and "f32" in two[0]:
+            speedups.append(two[0]["f32"]["GFLOP/s"] / r["f32"]["GFLOP/s"])
+    if speedups:
+        targets.append({"target": "f32 GEMM M≥64, 2 threads ≥ 1.8× one thread (worst shape)",
+                        "measured": f"{min(speedups):.2f}×", "met": min(speedups) >= 1.8})
+    for t in (1, 2):
+        gemv = rows(lambda r: r["M"] == 1 and r["threads"] == t)
+        for impl in MATMUL_IMPLS[:5]:
+            vals = [r[impl]["pct_bandwidth"] for r in gemv if impl in r and "pct_bandwidth" in r[impl]]
+            if vals:
+                targets.append({"target": f"GEMV M=1 {impl}, {t} thread(s) ≥ 85 % of triad bandwidth (worst shape)",
+                                "measured": pct(min(vals)), "met": min(vals) >= 0.85})
+    for impl in ("q8_0", "q4_0"):
+        vals = [r[impl]["GFLOP/s"] / r["f32"]["GFLOP/s"] for r in rows(lambda r: r["M"] >= 64)
+                if impl in r and "f32" in r]
+        if vals:
+            targets.append({"target": f"{impl} GEMM M≥64 within 15 % of f32 GFLOP/s (worst shape/threads)",
+                            "measured": f"{min(vals):.2f}× f32", "met": min(vals) >= 0.85})
+    return targets
+
+
+# ----------------------------------------------------------------------------------- generic
+
+def render_generic(name):
+    def render(results, limits, doc):
+        lines = [f"## {name}", "", "| benchmark | time (ms) | counters |", "|---|---|---|"]
+        for bench, row in sorted(results[name].items()):
+            counters = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "real_time_ms")
+            lines.append(f"| {bench} | {row['real_time_ms']:.3f} | {counters} |")
+        lines.append("")
+        doc[name] = results[name]
+        return lines
+    return render
+
+
+# Section renderers per benchmark binary, in document order. machine_limits_after is folded
+# into the machine_limits section.
+SECTIONS = {
+    "machine_limits": render_limits,
+    "matmul": render_matmul,
+}
+HIDDEN = {"machine_limits_after"}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--md", required=True)
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--note", default="")
+    ap.add_argument("--command", default="bash bench/run_kernels.sh")
+    args = ap.parse_args()
+
+    results, context = {}, {}
+    for fname in sorted(os.listdir(args.results)):
+        if fname.endswith(".json"):
+            name = fname[:-5]
+            results[name], ctx = load_medians(os.path.join(args.results, fname))
+            context = context or ctx
+    if not results:
+        sys.exit(f"no benchmark results in {args.results}")
+    limits = limits_from(results)
+    doc = {"command": args.command, "note": args.note, "context": {
+        k: context.get(k) for k in ("date", "host_name", "num_cpus", "mhz_per_cpu", "caches",
+                                     "library_build_type")}}
+    md = ["# Kernel benchmarks", "",
+          f"Generated by `{args.command}` (medians of repetitions, wall-clock time).",
+          f"{args.note}. Date: {context.get('date', '?')}, {context.get('num_cpus', '?')} CPUs.",
+          "The machine is shared with other jobs, so absolute figures move from run to run; "
+          "percentages and ratios are against limits and baselines measured in the same run.", ""]
+    order = list(SECTIONS) + sorted(n for n in results if n not in SECTIONS and n not in HIDDEN)
+    for name in order:
+        if name not in results:
+            continue
+        md += SECTIONS.get(name, render_generic(name))(results, limits, doc)
+    with open(args.md, "w") as f:
+        f.write("\n".join(md) + "\n")
+    with open(args.json, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

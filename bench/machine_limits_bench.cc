@@ -1,0 +1,119 @@
+// The machine's measured limits, the yardsticks for the kernel benchmarks:
+//   PeakFma:  fp32 FMA throughput per thread (12 independent ymm FMA chains, no memory
+//             traffic), counter FLOP/s;
+//   Triad:    STREAM triad a[i] = b[i] + s·c[i] on three 128 MiB double arrays (≫ the 32 MiB
+//             L3), counter bytes/s counted as STREAM does (24 bytes per element);
+//   ReadSum:  a read-only sweep of one 384 MiB array (what a GEMV does to its weights).
+// Each takes the thread count as its argument and splits the work into fixed chunks on a
+// flamingo::ThreadPool.
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "util/thread_pool.h"
+
+namespace {
+
+constexpr int64_t kFmaIters = 1 << 22;
+
+__attribute__((target("avx2,fma"))) float fma_loop(int64_t iters) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+    // Keeps the compiler from collapsing iterations.
+    __asm__ volatile(""
+                     : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]), "+x"(acc[4]),
+                       "+x"(acc[5]), "+x"(acc[6]), "+x"(acc[7]), "+x"(acc[8]), "+x"(acc[9]),
+                       "+x"(acc[10]), "+x"(acc[11]));
+  }
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  return _mm256_cvtss_f32(s);
+}
+
+void BM_PeakFma(benchmark::State& state) {
+  if (!flamingo::kernels::cpu_has_avx2()) {
+    state.SkipWithError("no AVX2/FMA");
+    return;
+  }
+  const int threads = static_cast<int>(state.range(0));
+  flamingo::ThreadPool pool(threads);
+  std::vector<float> sink(static_cast<size_t>(threads));
+  for (auto _ : state) {
+    pool.parallel_for(threads,
+                      [&](int64_t t) { sink[static_cast<size_t>(t)] = fma_loop(kFmaIters); });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  const double flops = 2.0 * 8 * 12 * static_cast<double>(kFmaIters) * threads;
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s_per_thread"] =
+      benchmark::Counter(flops / threads, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_PeakFma)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+constexpr int64_t kTriadN = int64_t{1} << 24;  // doubles per array: 128 MiB
+constexpr int64_t kChunks = 256;
+
+struct Arrays {
+  std::vector<double> a, b, c;
+  Arrays() : a(kTriadN, 0.0), b(kTriadN, 1.0), c(kTriadN, 2.0) {}
+};
+Arrays& arrays() {
+  static Arrays arr;
+  return arr;
+}
+
+void BM_Triad(benchmark::State& state) {
+  flamingo::ThreadPool pool(static_cast<int>(state.range(0)));
+  Arrays& arr = arrays();
+  double* a = arr.a.data();
+  const double* b = arr.b.data();
+  const double* c = arr.c.data();
+  const double s = 3.0;
+  for (auto _ : state) {
+    pool.parallel_for(kChunks, [&](int64_t t) {
+      const int64_t i0 = t * (kTriadN / kChunks), i1 = i0 + kTriadN / kChunks;
+      for (int64_t i = i0; i < i1; ++i) a[i] = b[i] + s * c[i];
+    });
+    benchmark::ClobberMemory();
+  }
+  state.counters["bytes/s"] =
+      benchmark::Counter(24.0 * kTriadN, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Triad)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_ReadSum(benchmark::State& state) {
+  flamingo::ThreadPool pool(static_cast<int>(state.range(0)));
+  static std::vector<double> x(3 * kTriadN, 1.0);
+  std::vector<double> partial(kChunks);
+  const int64_t n = static_cast<int64_t>(x.size());
+  for (auto _ : state) {
+    pool.parallel_for(kChunks, [&](int64_t t) {
+      const int64_t i0 = t * (n / kChunks), i1 = i0 + n / kChunks;
+      double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int64_t i = i0; i < i1; i += 4) {
+        s0 += x[i];
+        s1 += x[i + 1];
+        s2 += x[i + 2];
+        s3 += x[i + 3];
+      }
+      partial[static_cast<size_t>(t)] = s0 + s1 + s2 + s3;
+    });
+    benchmark::DoNotOptimize(partial.data());
+  }
+  state.counters["bytes/s"] =
+      benchmark::Counter(8.0 * n, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_ReadSum)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

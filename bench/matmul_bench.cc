@@ -1,0 +1,199 @@
+// kernels::matmul for every weight type beside OpenBLAS (cblas_sgemm / cblas_sgemv) and Eigen
+// 3.4 on the same shapes, in the same run.
+//
+// Names: matmul/<impl>/M:<m>/K:<k>/N:<n>/threads:<t>, impl ∈ {f32, f16, bf16, q8_0, q4_0,
+// openblas, eigen}. Counters: FLOP/s (2·M·N·K per call) and weight_bytes/s (bytes of the
+// weight matrix in its storage type per call: the GEMV figure). Weights are packed once per
+// shape, outside the timed loop.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <Eigen/Core>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "util/thread_pool.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+using flamingo::kernels::WeightType;
+namespace fk = flamingo::kernels;
+
+std::vector<float> random_vector(size_t n, uint32_t seed) {
+  std::vector<float> v(n);
+  uint32_t s = seed * 2654435761u + 1;
+  for (auto& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = static_cast<float>(s >> 8) * (2.f / 16777216.f) - 1.f;
+  }
+  return v;
+}
+
+// fp32 weights of one (K, N) shape, generated once.
+const std::vector<float>& weights_f32(int64_t k, int64_t n) {
+  static std::map<std::pair<int64_t, int64_t>, std::vector<float>> cache;
+  auto& w = cache[{k, n}];
+  if (w.empty()) w = random_vector(static_cast<size_t>(k * n), static_cast<uint32_t>(k * 31 + n));
+  return w;
+}
+
+const fk::PackedMatrix& packed(WeightType type, int64_t k, int64_t n) {
+  static std::map<std::tuple<int, int64_t, int64_t>, fk::PackedMatrix> cache;
+  auto key = std::make_tuple(static_cast<int>(type), k, n);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  const std::vector<float>& w = weights_f32(k, n);
+  const size_t count = w.size();
+  std::vector<uint8_t> data;
+  std::vector<uint16_t> scales;
+  fk::WeightView view{type, nullptr, nullptr, n, k};
+  switch (type) {
+    case WeightType::kF32:
+      view.data = w.data();
+      break;
+    case WeightType::kF16:
+    case WeightType::kBF16: {
+      data.resize(count * 2);
+      auto* h = reinterpret_cast<uint16_t*>(data.data());
+      for (size_t i = 0; i < count; ++i)
+        h[i] = type == WeightType::kF16 ? fk::fp32_to_fp16(w[i]) : fk::fp32_to_bf16(w[i]);
+      view.data = data.data();
+      break;
+    }
+    case WeightType::kQ8_0:
+    case WeightType::kQ4_0:
+      scales.resize(count / 32);
+      data.resize(type == WeightType::kQ8_0 ? count : count / 2);
+      for (int64_t r = 0; r < n; ++r) {
+        if (type == WeightType::kQ8_0)
+          fk::quantize_row_q8_0(&w[r * k], k, reinterpret_cast<int8_t*>(data.data()) + r * k,
+                                &scales[r * k / 32]);
+        else
+          fk::quantize_row_q4_0(&w[r * k], k, data.data() + r * k / 2, &scales[r * k / 32]);
+      }
+      view.data = data.data();
+      view.scales = scales.data();
+      break;
+  }
+  return cache.emplace(key, fk::pack_matrix(view)).first->second;
+}
+
+void set_counters(benchmark::State& state, int64_t m, int64_t k, int64_t n, size_t weight_bytes) {
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * m * k * n, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weight_bytes/s"] = benchmark::Counter(
+      static_cast<double>(weight_bytes), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void run_flamingo(benchmark::State& state, WeightType type, int64_t m, int64_t k, int64_t n,
+                  int threads) {
+  const fk::PackedMatrix& w = packed(type, k, n);
+  const std::vector<float> a = random_vector(static_cast<size_t>(m * k), 7);
+  std::vector<float> c(static_cast<size_t>(m * n));
+  flamingo::ThreadPool pool(threads);
+  for (auto _ : state) {
+    fk::matmul(a.data(), k, m, w, c.data(), n, pool);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, m, k, n, fk::weight_bytes(type, n, k));
+}
+
+void run_openblas(benchmark::State& state, int64_t m, int64_t k, int64_t n, int threads) {
+  openblas_set_num_threads(threads);
+  const std::vector<float>& w = weights_f32(k, n);
+  const std::vector<float> a = random_vector(static_cast<size_t>(m * k), 7);
+  std::vector<float> c(static_cast<size_t>(m * n));
+  const blasint M = static_cast<blasint>(m), N = static_cast<blasint>(n),
+                K = static_cast<blasint>(k);
+  for (auto _ : state) {
+    if (m == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.f, w.data(), K, a.data(), 1, 0.f, c.data(),
+                  1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, a.data(), K, w.data(), K,
+                  0.f, c.data(), N);
+    }
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, m, k, n, fk::weight_bytes(WeightType::kF32, n, k));
+}
+
+void run_eigen(benchmark::State& state, int64_t m, int64_t k, int64_t n, int threads) {
+#ifdef _OPENMP
+  Eigen::setNbThreads(threads);
+#else
+  if (threads != 1) {
+    state.SkipWithError("Eigen built without OpenMP runs one thread");
+    return;
+  }
+#endif
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const std::vector<float>& wv = weights_f32(k, n);
+  const std::vector<float> av = random_vector(static_cast<size_t>(m * k), 7);
+  std::vector<float> cv(static_cast<size_t>(m * n));
+  Eigen::Map<const RowMajor> w(wv.data(), n, k);
+  Eigen::Map<const RowMajor> a(av.data(), m, k);
+  Eigen::Map<RowMajor> c(cv.data(), m, n);
+  for (auto _ : state) {
+    if (m == 1) {
+      c.row(0).transpose().noalias() = w * a.row(0).transpose();
+    } else {
+      c.noalias() = a * w.transpose();
+    }
+    benchmark::DoNotOptimize(cv.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, m, k, n, fk::weight_bytes(WeightType::kF32, n, k));
+}
+
+void register_all() {
+  const std::pair<int64_t, int64_t> shapes[] = {
+      {2048, 2048}, {2048, 5632}, {5632, 2048}, {4096, 4096}};
+  const WeightType types[] = {WeightType::kF32, WeightType::kF16, WeightType::kBF16,
+                              WeightType::kQ8_0, WeightType::kQ4_0};
+  for (int64_t m : {1, 8, 64, 512}) {
+    for (auto [k, n] : shapes) {
+      for (int t : {1, 2}) {
+        const std::string suffix = "/M:" + std::to_string(m) + "/K:" + std::to_string(k) +
+                                   "/N:" + std::to_string(n) + "/threads:" + std::to_string(t);
+        for (WeightType type : types) {
+          benchmark::RegisterBenchmark(
+              ("matmul/" + std::string(fk::weight_type_name(type)) + suffix).c_str(),
+              [=](benchmark::State& s) { run_flamingo(s, type, m, k, n, t); })
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
+        }
+        benchmark::RegisterBenchmark(("matmul/openblas" + suffix).c_str(),
+                                     [=](benchmark::State& s) { run_openblas(s, m, k, n, t); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("matmul/eigen" + suffix).c_str(),
+                                     [=](benchmark::State& s) { run_eigen(s, m, k, n, t); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

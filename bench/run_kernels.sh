@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds Release, runs the kernel benchmarks (bench/*_bench.cc listed in BENCHES) with
+# repetitions, and writes the medians as docs/kernels-benchmarks.md and .json.
+#
+#   bash bench/run_kernels.sh                 # everything, 3 repetitions
+#   REPS=5 BENCHES="machine_limits matmul" FILTER_matmul='M:1/' bash bench/run_kernels.sh
+#
+# The machine's limits (peak FMA, triad bandwidth) run first and again last in the same
+# invocation, so every percentage is relative to what the machine gave during this run.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build-bench}
+reps=${REPS:-3}
+benches=${BENCHES:-"machine_limits matmul"}
+out=$build/bench-results
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLAMINGO_BUILD_TESTS=OFF \
+  -DFLAMINGO_BUILD_TOOLS=OFF -DFLAMINGO_BUILD_BENCH=ON >/dev/null
+targets=()
+for b in $benches; do targets+=("${b}_bench"); done
+cmake --build "$build" -j2 --target "${targets[@]}"
+mkdir -p "$out"
+rm -f "$out"/*.json
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+run() {  # run <bench> <output name>
+  local b=$1 name=$2 filter_var="FILTER_$1"
+  "$build/bench/${b}_bench" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+    --benchmark_min_time="${MIN_TIME:-0.2}" --benchmark_filter="${!filter_var:-.}" \
+    --benchmark_out="$out/$name.json" --benchmark_out_format=json
+}
+for b in $benches; do run "$b" "$b"; done
+# Limits once more at the end: the spread between the two runs shows how busy the machine was.
+case " $benches " in *" machine_limits "*) run machine_limits machine_limits_after ;; esac
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+python3 "$root/bench/kernels_table.py" --results "$out" --md "$root/docs/kernels-benchmarks.md" \
+  --json "$root/docs/kernels-benchmarks.json" \
+  --note "load average (1/5/15 min) before: $load_before, after: $load_after; $reps repetitions, medians" \
+  --command "bash bench/run_kernels.sh${REPS:+ (REPS=$REPS)}"
+echo "wrote docs/kernels-benchmarks.md and docs/kernels-benchmarks.json"
