@@ -18,6 +18,9 @@ namespace flamingo::kernels::detail {
 namespace {
 
 constexpr int64_t kChunk = 256;
+#ifndef PF_DIST
+#define PF_DIST 1024
+#endif
 
 enum Kind { kF32, kF16, kBF16 };
 
@@ -54,9 +57,12 @@ void dense_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t k0, i
   for (int u = 0; u < KU; ++u)
     for (int r = 0; r < MR; ++r) acc[u][r][0] = acc[u][r][1] = _mm256_setzero_ps();
   int64_t k = k0;
+  constexpr int64_t kRowBytes = T == kF32 ? 64 : 32;
   for (; k + KU <= k1; k += KU) {
 #pragma GCC unroll 4
     for (int u = 0; u < KU; ++u) {
+      if ((k + u) * kRowBytes % 64 == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(panel) + (k + u) * kRowBytes + PF_DIST, _MM_HINT_T0);
       __m256 w0, w1;
       load_w<T>(panel, k + u, w0, w1);
 #pragma GCC unroll 4
@@ -86,8 +92,46 @@ void dense_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t k0, i
   }
 }
 
+// One row of A (decode): the panel is read as kStreams interleaved sequential streams (k in
+// [s·K/kStreams, (s+1)·K/kStreams)), each with its own accumulators. Several streams keep more
+// cache-line requests in flight than one, which a single core needs to approach DRAM bandwidth.
+constexpr int kStreams = 4;
+
+template <int T>
+void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) {
+  constexpr int64_t kRowBytes = T == kF32 ? 64 : 32;
+  const int64_t len = k / kStreams;
+  __m256 acc[kStreams][2];
+  for (int s = 0; s < kStreams; ++s) acc[s][0] = acc[s][1] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < len; ++j) {
+#pragma GCC unroll 4
+    for (int s = 0; s < kStreams; ++s) {
+      const int64_t kk = s * len + j;
+      if (kk * kRowBytes % 64 == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(panel) + kk * kRowBytes + PF_DIST, _MM_HINT_T0);
+      __m256 w0, w1;
+      load_w<T>(panel, kk, w0, w1);
+      const __m256 av = _mm256_broadcast_ss(a + kk);
+      acc[s][0] = _mm256_fmadd_ps(av, w0, acc[s][0]);
+      acc[s][1] = _mm256_fmadd_ps(av, w1, acc[s][1]);
+    }
+  }
+  for (int64_t kk = len * kStreams; kk < k; ++kk) {
+    __m256 w0, w1;
+    load_w<T>(panel, kk, w0, w1);
+    const __m256 av = _mm256_broadcast_ss(a + kk);
+    acc[0][0] = _mm256_fmadd_ps(av, w0, acc[0][0]);
+    acc[0][1] = _mm256_fmadd_ps(av, w1, acc[0][1]);
+  }
+  const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0]));
+  const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]), _mm256_add_ps(acc[2][1], acc[3][1]));
+  _mm256_storeu_ps(out, lo);
+  _mm256_storeu_ps(out + 8, hi);
+}
+
 template <int T>
 void gemv_dense(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k, float* out) {
+  if (m == 1) return dense_one_row<T>(a, panel, k, out);
   for (int i = 0; i < m * kPanelRows; ++i) out[i] = 0.f;
   for (int64_t k0 = 0; k0 < k; k0 += kChunk) {
     const int64_t k1 = k - k0 < kChunk ? k : k0 + kChunk;
