@@ -62,7 +62,8 @@ void dense_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t k0, i
 #pragma GCC unroll 4
     for (int u = 0; u < KU; ++u) {
       if ((k + u) * kRowBytes % 64 == 0)
-        _mm_prefetch(reinterpret_cast<const char*>(panel) + (k + u) * kRowBytes + PF_DIST, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(panel) + (k + u) * kRowBytes + PF_DIST,
+                     _MM_HINT_T0);
       __m256 w0, w1;
       load_w<T>(panel, k + u, w0, w1);
 #pragma GCC unroll 4
@@ -123,8 +124,10 @@ void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) 
     acc[0][0] = _mm256_fmadd_ps(av, w0, acc[0][0]);
     acc[0][1] = _mm256_fmadd_ps(av, w1, acc[0][1]);
   }
-  const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0]));
-  const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]), _mm256_add_ps(acc[2][1], acc[3][1]));
+  const __m256 lo =
+      _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0]));
+  const __m256 hi =
+      _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]), _mm256_add_ps(acc[2][1], acc[3][1]));
   _mm256_storeu_ps(out, lo);
   _mm256_storeu_ps(out + 8, hi);
 }
@@ -160,7 +163,8 @@ void gemv_dense(const float* a, int64_t lda, int m, const uint8_t* panel, int64_
 
 // 8 int8 (or uint8) at p widened to 8 floats; the load folds into vpmovsxbd / vpmovzxbd.
 inline __m256 i8x8_to_ps(const uint8_t* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 }
 inline __m256i u8x8_to_epi32(const uint8_t* p) {
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
@@ -192,9 +196,10 @@ void quant_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t b0, i
       for (int j = 0; j < kQBlock / 2; ++j) {
         const __m256i x0 = u8x8_to_epi32(q + j * kPanelRows);
         const __m256i x1 = u8x8_to_epi32(q + j * kPanelRows + 8);
-        const __m256 w[2][2] = {
-            {_mm256_cvtepi32_ps(_mm256_and_si256(x0, low_mask)), _mm256_cvtepi32_ps(_mm256_and_si256(x1, low_mask))},
-            {_mm256_cvtepi32_ps(_mm256_srli_epi32(x0, 4)), _mm256_cvtepi32_ps(_mm256_srli_epi32(x1, 4))}};
+        const __m256 w[2][2] = {{_mm256_cvtepi32_ps(_mm256_and_si256(x0, low_mask)),
+                                 _mm256_cvtepi32_ps(_mm256_and_si256(x1, low_mask))},
+                                {_mm256_cvtepi32_ps(_mm256_srli_epi32(x0, 4)),
+                                 _mm256_cvtepi32_ps(_mm256_srli_epi32(x1, 4))}};
 #pragma GCC unroll 2
         for (int u = 0; u < 2; ++u) {
 #pragma GCC unroll 3

@@ -42,7 +42,7 @@ constexpr int64_t kGemmMinRows = 8;
 // GEMM cache blocking (per core: 32 KiB L1d, 512 KiB L2). A kc×16 weight sub-panel (16 KiB)
 // stays in L1 while every row tile of the mc×kc packed A block (96 KiB) streams from L2.
 constexpr int64_t kKc = 256;
-constexpr int64_t kMc = 96;
+constexpr int64_t kMc = 192;
 static_assert(kKc % detail::kQBlock == 0 && kMc % kGemmMr == 0);
 
 // Scratch buffers of the calling thread, reused across calls.
@@ -126,10 +126,15 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
         }
         const int64_t n0 = p * kPanelRows;
         const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
+        // While the first row tile runs, the next f32 weight sub-panel is prefetched (for the
+        // other types the expansion of the next sub-panel reads it anyway).
+        const float* next = !dequant && p + 1 < p1
+                                ? reinterpret_cast<const float*>(w.panel(p + 1)) + k0 * kPanelRows
+                                : nullptr;
         const float* ap = s.a_packed.data();
         for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
           const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
-          gemm(mr, kc, ap, b, c + (m0 + r0) * ldc + n0, ldc, nr, add);
+          gemm(mr, kc, ap, b, c + (m0 + r0) * ldc + n0, ldc, nr, add, r0 == 0 ? next : nullptr);
           ap += kc * mr;
         }
       }

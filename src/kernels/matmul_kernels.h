@@ -40,23 +40,26 @@ using DequantFn = void (*)(const uint8_t* panel, int64_t k0, int64_t kc, float* 
 
 // Register-tiled micro-kernel: acc[r][j] = Σ_kk a_packed[kk*mr + r] · b[kk*16 + j] for
 // r < mr ≤ 6, then C[r][j] = acc (add = false) or C[r][j] += acc (add = true) for j < nr ≤ 16.
+// When prefetch is not null, the kernel also pulls the kc×16 floats there (the next weight
+// sub-panel) towards L1, one 64-byte line per k, so the next panel does not start on a miss.
 using GemmFn = void (*)(int mr, int64_t kc, const float* a_packed, const float* b, float* c,
-                        int64_t ldc, int nr, bool add);
+                        int64_t ldc, int nr, bool add, const float* prefetch);
 constexpr int kGemmMr = 6;
 
 // Kernels per ISA, weight type in the name ("gemv_q4_0_avx2": GEMV over Q4_0 panels). The
 // dispatcher (matmul.cc) gathers them into tables indexed by PanelType.
-#define FLAMINGO_DECLARE_MATMUL_KERNELS(isa)                                         \
-  void gemv_f32_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);  \
-  void gemv_f16_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);  \
-  void gemv_bf16_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*); \
-  void gemv_q8_0_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*); \
-  void gemv_q4_0_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*); \
-  void dequant_panel_f16_##isa(const uint8_t*, int64_t, int64_t, float*);            \
-  void dequant_panel_bf16_##isa(const uint8_t*, int64_t, int64_t, float*);           \
-  void dequant_panel_q8_0_##isa(const uint8_t*, int64_t, int64_t, float*);           \
-  void dequant_panel_q4_0_##isa(const uint8_t*, int64_t, int64_t, float*);           \
-  void f32_gemm_6x16_##isa(int, int64_t, const float*, const float*, float*, int64_t, int, bool);
+#define FLAMINGO_DECLARE_MATMUL_KERNELS(isa)                                                     \
+  void gemv_f32_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);              \
+  void gemv_f16_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);              \
+  void gemv_bf16_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);             \
+  void gemv_q8_0_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);             \
+  void gemv_q4_0_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);             \
+  void dequant_panel_f16_##isa(const uint8_t*, int64_t, int64_t, float*);                        \
+  void dequant_panel_bf16_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
+  void dequant_panel_q8_0_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
+  void dequant_panel_q4_0_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
+  void f32_gemm_6x16_##isa(int, int64_t, const float*, const float*, float*, int64_t, int, bool, \
+                           const float*);
 
 FLAMINGO_DECLARE_MATMUL_KERNELS(scalar)
 FLAMINGO_DECLARE_MATMUL_KERNELS(avx2)
