@@ -52,6 +52,40 @@ void accumulate_pv(float* o, float alpha, const float* p, int n, const float* v,
   for (int i = 0; i < NV; ++i) _mm256_storeu_ps(o + 8 * i, acc[i]);
 }
 
+// kt[d·kB + j] = k_j[d] for j < nb, d < head_dim: 8×8 register transposes where whole tiles
+// fit, element copies for the edges.
+void transpose_keys(const float* k, int64_t k_stride, int nb, int head_dim, float* kt) {
+  const int nb8 = nb / 8 * 8, dh8 = head_dim / 8 * 8;
+  for (int j0 = 0; j0 < nb8; j0 += 8) {
+    const float* kj = k + j0 * k_stride;
+    for (int d0 = 0; d0 < dh8; d0 += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(kj + i * k_stride + d0);
+      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+      const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+      const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+      const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* d = kt + d0 * kB + j0;
+      _mm256_storeu_ps(d + 0 * kB, _mm256_permute2f128_ps(s0, s4, 0x20));
+      _mm256_storeu_ps(d + 1 * kB, _mm256_permute2f128_ps(s1, s5, 0x20));
+      _mm256_storeu_ps(d + 2 * kB, _mm256_permute2f128_ps(s2, s6, 0x20));
+      _mm256_storeu_ps(d + 3 * kB, _mm256_permute2f128_ps(s3, s7, 0x20));
+      _mm256_storeu_ps(d + 4 * kB, _mm256_permute2f128_ps(s0, s4, 0x31));
+      _mm256_storeu_ps(d + 5 * kB, _mm256_permute2f128_ps(s1, s5, 0x31));
+      _mm256_storeu_ps(d + 6 * kB, _mm256_permute2f128_ps(s2, s6, 0x31));
+      _mm256_storeu_ps(d + 7 * kB, _mm256_permute2f128_ps(s3, s7, 0x31));
+    }
+    for (int j = j0; j < j0 + 8; ++j)
+      for (int d = dh8; d < head_dim; ++d) kt[d * kB + j] = k[j * k_stride + d];
+  }
+  for (int j = nb8; j < nb; ++j)
+    for (int d = 0; d < head_dim; ++d) kt[d * kB + j] = k[j * k_stride + d];
+}
+
 void accumulate_row(float* o, float alpha, const float* p, int n, const float* v, int64_t v_stride,
                     int head_dim) {
   int d = 0;
@@ -103,10 +137,7 @@ void attention_tile(const AttentionTile& t) {
   for (int64_t kb = 0; kb < t.kv_end; kb += kB) {
     const int nb = static_cast<int>(t.kv_end - kb < kB ? t.kv_end - kb : kB);
     const int ncols = (nb + 15) / 16 * 16;
-    for (int j = 0; j < nb; ++j) {
-      const float* kj = t.k + (kb + j) * t.kv_stride;
-      for (int d = 0; d < dh; ++d) t.kt[d * kB + j] = kj[d];
-    }
+    transpose_keys(t.k + kb * t.kv_stride, t.kv_stride, nb, dh, t.kt);
     for (int d = 0; d < dh; ++d)
       for (int j = nb; j < ncols; ++j) t.kt[d * kB + j] = 0.f;
     const float* vb = t.v + kb * t.kv_stride;

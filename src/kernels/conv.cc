@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/conv_isa.h"
 #include "kernels/cpu.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/matmul_packed.h"
@@ -42,7 +43,7 @@ namespace {
 // while the kMc×kKc packed patch block streams from L2.
 constexpr int64_t kMc = 96;
 constexpr int64_t kKc = 256;
-static_assert(kMc % kGemmMr == 0);
+static_assert(kMc % kGemmMr == 0 && kGemmMr == 6);  // interleave6 packs six rows
 constexpr int64_t kMaxDim = int64_t{1} << 24;
 
 void validate(const Conv2dParams& p) {
@@ -86,29 +87,35 @@ struct Geometry {
 
 // Writes rows [m0, m0+rows) × columns [k0, k0+kc) of group g's implicit im2col matrix into
 // the micro-kernel's packed-A layout: tiles of kGemmMr rows, element (r, kk) at kk·mr + r.
+// Column k is tap k / cin, input channel k % cin, so a tile is gathered one run of channels
+// at a time, all its rows together.
 void pack_patches(const Geometry& g, int64_t group, int64_t m0, int64_t rows, int64_t k0,
-                  int64_t kc, float* dst) {
+                  int64_t kc, bool avx, float* dst) {
   for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
     const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
+    int64_t y0[kGemmMr], x0[kGemmMr];
     for (int r = 0; r < mr; ++r) {
       const int64_t pixel = m0 + r0 + r;
-      const int64_t oy = pixel / g.out_w, ox = pixel % g.out_w;
-      const int64_t y0 = oy * g.stride - g.pad_top, x0 = ox * g.stride - g.pad_left;
-      int64_t k = k0;
-      float* d = dst + r;
-      while (k < k0 + kc) {
-        const int64_t tap = k / g.cin, i = k % g.cin;
-        const int64_t len = std::min(g.cin - i, k0 + kc - k);
-        const int64_t iy = y0 + tap / g.kernel, ix = x0 + tap % g.kernel;
-        if (iy >= 0 && iy < g.in_h && ix >= 0 && ix < g.in_w) {
-          const float* s = g.in + (iy * g.in_w + ix) * g.in_c + group * g.cin + i;
-          for (int64_t t = 0; t < len; ++t) d[t * mr] = s[t];
-        } else {
-          for (int64_t t = 0; t < len; ++t) d[t * mr] = 0.f;
-        }
-        d += len * mr;
-        k += len;
+      y0[r] = pixel / g.out_w * g.stride - g.pad_top;
+      x0[r] = pixel % g.out_w * g.stride - g.pad_left;
+    }
+    for (int64_t k = k0; k < k0 + kc;) {
+      const int64_t tap = k / g.cin, i = k % g.cin;
+      const int64_t len = std::min(g.cin - i, k0 + kc - k);
+      const float* src[kGemmMr];
+      for (int r = 0; r < mr; ++r) {
+        const int64_t iy = y0[r] + tap / g.kernel, ix = x0[r] + tap % g.kernel;
+        const bool inside = iy >= 0 && iy < g.in_h && ix >= 0 && ix < g.in_w;
+        src[r] = inside ? g.in + (iy * g.in_w + ix) * g.in_c + group * g.cin + i : nullptr;
       }
+      float* d = dst + (k - k0) * mr;
+      if (avx && mr == kGemmMr) {
+        avx2::interleave6(src, len, d);
+      } else {
+        for (int64_t t = 0; t < len; ++t)
+          for (int r = 0; r < mr; ++r) d[t * mr + r] = src[r] ? src[r][t] : 0.f;
+      }
+      k += len;
     }
     dst += kc * mr;
   }
@@ -232,12 +239,12 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
     const int64_t m0 = mb * kMc, rows = std::min(kMc, pixels - m0);
     const PackedMatrix::Impl& w = c.groups[static_cast<size_t>(g)].impl();
     thread_local Scratch s;
-    s.a_packed.resize(static_cast<size_t>(kMc * kKc));
+    s.a_packed.resize(static_cast<size_t>(kMc * kKc + 8));  // + interleave6's overhang
     if (dequant) s.b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
     float* c_base = out + m0 * p.out_c + g * cout;
     for (int64_t k0 = 0; k0 < k_total; k0 += kKc) {
       const int64_t kc = std::min(kKc, k_total - k0);
-      pack_patches(geo, g, m0, rows, k0, kc, s.a_packed.data());
+      pack_patches(geo, g, m0, rows, k0, kc, avx, s.a_packed.data());
       for (int64_t panel = 0; panel < w.num_panels; ++panel) {
         const float* b;
         if (dequant) {
