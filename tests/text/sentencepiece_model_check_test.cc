@@ -257,7 +257,8 @@ TEST(SentencepieceModelCheck, RejectsBadSizesAndForeignFiles) {
   expect_corrupt("", "only 0 bytes");
   expect_corrupt(std::string(15, '\x0a'), "only 15 bytes");
   // The first bytes of a PNG file, then some IHDR-like bytes.
-  const std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0", 33);
+  static const char kPng[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0";
+  const std::string png(kPng, sizeof kPng - 1);
   EXPECT_EQ(rejection(png).code(), ErrorCode::kCorruptFile);
   EXPECT_EQ(rejection(std::string(1000, '\0')).code(), ErrorCode::kCorruptFile);
   SentencepieceLimits tiny;

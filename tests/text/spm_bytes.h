@@ -79,4 +79,15 @@ inline std::string charsmap_root_out_of_bounds() {
   return blob + std::string(1, '\0');
 }
 
+// A well-formed charsmap whose trie matches nothing: the root (unit 0) has its children
+// block at 256..511, and all those units carry bit 31, which no input byte's label matches.
+inline std::string charsmap_matching_nothing() {
+  std::string blob(4 + 512 * 4, '\0');
+  const uint32_t trie_bytes = 512 * 4, root = 256u << 10, unused = 0x80000000u;
+  std::memcpy(blob.data(), &trie_bytes, 4);
+  std::memcpy(blob.data() + 4, &root, 4);
+  for (int i = 1; i < 512; ++i) std::memcpy(blob.data() + 4 + 4 * i, &unused, 4);
+  return blob;
+}
+
 }  // namespace flamingo::testing::spm

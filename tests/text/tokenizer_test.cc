@@ -11,6 +11,7 @@
 
 #include "flamingo/error.h"
 #include "support/test_util.h"
+#include "text/spm_bytes.h"
 
 namespace flamingo::text {
 namespace {
@@ -280,10 +281,10 @@ TEST(Tokenizer, InvalidUtf8IsRejectedWithItsOffset) {
       {"\x80", 0},              // lone continuation
       {"<image>ab\xC3", 9},     // in a segment after a special token
   };
-  for (const auto& [text, offset] : cases) {
+  for (const auto& c : cases) {
     std::string msg;
-    EXPECT_EQ(code_of([&] { t.encode(text); }, &msg), ErrorCode::kInvalidArgument);
-    EXPECT_NE(msg.find("not valid UTF-8 at byte " + std::to_string(offset)), std::string::npos)
+    EXPECT_EQ(code_of([&] { t.encode(c.first); }, &msg), ErrorCode::kInvalidArgument);
+    EXPECT_NE(msg.find("not valid UTF-8 at byte " + std::to_string(c.second)), std::string::npos)
         << msg;
   }
   // An embedded NUL is a character like any other.
@@ -292,6 +293,7 @@ TEST(Tokenizer, InvalidUtf8IsRejectedWithItsOffset) {
 }
 
 TEST(Tokenizer, FileErrors) {
+  static const char kPng[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
   TempDir dir;
   std::string msg;
   EXPECT_EQ(
@@ -300,8 +302,7 @@ TEST(Tokenizer, FileErrors) {
   EXPECT_NE(msg.find("missing.model"), std::string::npos);
   EXPECT_EQ(code_of([&] { Tokenizer::from_file(dir.path(), tiny_config()); }), ErrorCode::kIo);
   const auto png = dir.path() / "image.model";
-  write_file(png,
-             std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0", 33));
+  write_file(png, std::string(kPng, sizeof kPng - 1));
   EXPECT_EQ(code_of([&] { Tokenizer::from_file(png, tiny_config()); }, &msg),
             ErrorCode::kCorruptFile);
   EXPECT_NE(msg.find("image.model"), std::string::npos) << msg;
@@ -335,6 +336,21 @@ TEST(Tokenizer, ConfigErrors) {
   c = tiny_config();
   c.special["<image>"] = kEoc;  // two strings, one id
   EXPECT_EQ(load(c), ErrorCode::kInvalidConfig);
+}
+
+TEST(Tokenizer, DenormalizerModelsAreUnsupported) {
+  namespace spm = flamingo::testing::spm;
+  TokenizerConfig c;
+  c.vocab_size = 6;
+  const std::string plain = spm::minimal_model();
+  EXPECT_EQ(Tokenizer::from_bytes(plain, "m", c).piece_count(), 6);
+  // The same charsmap as normaliser is fine, as denormaliser it is refused.
+  const std::string norm = spm::pieces_six() + spm::trainer_spec() +
+                           spm::normalizer_spec(spm::charsmap_matching_nothing());
+  EXPECT_EQ(Tokenizer::from_bytes(norm, "m", c).encode("ab", {}).size(), 3u);
+  const std::string denorm =
+      plain + spm::len_field(5, spm::len_field(2, spm::charsmap_matching_nothing()));
+  EXPECT_EQ(code_of([&] { Tokenizer::from_bytes(denorm, "m", c); }), ErrorCode::kUnsupported);
 }
 
 TEST(Tokenizer, ConcurrentEncodeDecodeAgreeWithSequential) {
