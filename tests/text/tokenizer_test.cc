@@ -338,6 +338,31 @@ TEST(Tokenizer, ConfigErrors) {
   EXPECT_EQ(load(c), ErrorCode::kInvalidConfig);
 }
 
+// Every tokenizer.model committed with a model directory elsewhere in the tree (the parity
+// fixtures, written by tools/reference) must pass validation against its own config.json.
+TEST(Tokenizer, CommittedModelDirectoriesLoad) {
+  int loaded = 0;
+  for (const auto& dir : std::filesystem::directory_iterator(test_data_dir() / "parity")) {
+    const auto model = dir.path() / "tokenizer.model";
+    if (!std::filesystem::exists(model)) continue;
+    const auto cfg = nlohmann::json::parse(read_file(dir.path() / "config.json"));
+    TokenizerConfig c;
+    c.vocab_size = cfg["lm"]["vocab_size"];
+    const auto& tokens = cfg["tokens"];
+    c.bos = tokens["bos"];
+    c.eos = tokens["eos"];
+    c.image = tokens["image"];
+    c.add_bos = tokens["add_bos"];
+    for (const auto& [k, v] : tokens["special"].items()) c.special[k] = v;
+    const Tokenizer t = Tokenizer::from_file(model, c);
+    const auto ids = t.encode("<image>An image of two cats.<|endofchunk|><image>Output:");
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), c.image), 2) << model;
+    for (int32_t id : ids) EXPECT_LT(id, c.vocab_size);
+    ++loaded;
+  }
+  if (loaded == 0) GTEST_SKIP() << "no model directories under tests/data/parity";
+}
+
 TEST(Tokenizer, DenormalizerModelsAreUnsupported) {
   namespace spm = flamingo::testing::spm;
   TokenizerConfig c;
