@@ -208,9 +208,13 @@ def render_generic(name):
 
 # Section renderers per benchmark binary, in document order. machine_limits_after is folded
 # into the machine_limits section.
+from kernels_table_conv import render_attention, render_conv  # noqa: E402
+
 SECTIONS = {
     "machine_limits": render_limits,
     "matmul": render_matmul,
+    "conv": render_conv,
+    "attention": render_attention,
 }
 HIDDEN = {"machine_limits_after"}
 
