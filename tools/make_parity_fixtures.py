@@ -94,7 +94,8 @@ def base_config(vocab):
                "rope_style": "rotate_half", "rms_norm_eps": 1e-5, "tie_embeddings": False},
         "tokens": {"bos": 1, "eos": 2, "pad": v0 + 2, "image": v0 + 1, "endofchunk": v0,
                    "add_bos": True,
-                   "special": {"<|endofchunk|>": v0, "<image>": v0 + 1, "<PAD>": v0 + 2}},
+                   "special": {"<unk>": 0, "<s>": 1, "</s>": 2, "<|endofchunk|>": v0,
+                               "<image>": v0 + 1, "<PAD>": v0 + 2}},
         "preprocess": {"resize": "squash", "crop_pct": 1.0, "mean": [0.485, 0.456, 0.406],
                        "std": [0.229, 0.224, 0.225], "background": [255, 255, 255]},
         "prompt": {"caption": "<image>Output:"},
@@ -192,8 +193,6 @@ def preprocess(path, pre, size):
 
 # -- one fixture -----------------------------------------------------------------------------
 def build_fixture(name, spec, out_root, sp_path, work):
-    from safetensors.torch import save_file
-
     cfg = spec["config"]
     model = randomize_(build_reference(cfg), spec["seed"])
     lay = os.path.join(work, name + "_layouts")
@@ -255,8 +254,31 @@ def build_fixture(name, spec, out_root, sp_path, work):
                              "preprocessing per config.json preprocess",
             "versions": f"torch {torch.__version__}, timm {timm.__version__}, "
                         f"transformers {transformers.__version__}, Pillow {Image.__version__}"}
-    save_file(exp, os.path.join(out, "expected.safetensors"), metadata=meta)
+    write_safetensors_deterministic(exp, os.path.join(out, "expected.safetensors"), meta)
     return out
+
+
+def write_safetensors_deterministic(tensors, path, metadata):
+    """safetensors with a sorted header (the library orders __metadata__ by a hash map, so its
+    bytes change run to run): tensors by decreasing element size then name, data contiguous,
+    header padded with spaces to a multiple of 8."""
+    dtypes = {torch.float32: "F32", torch.int64: "I64"}
+    order = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
+    header, blobs, offset = {"__metadata__": metadata}, [], 0
+    for k in order:
+        t = tensors[k].contiguous()
+        data = t.numpy().astype(t.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
+        header[k] = {"dtype": dtypes[t.dtype], "shape": list(t.shape),
+                     "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
 
 
 def generate(out_root, work):

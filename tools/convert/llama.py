@@ -67,8 +67,11 @@ def special_tokens(directory, vocab_rows, image_token="<image>", eoc_token="<|en
         raise ConvertError(f"{sp_path}: sentencepiece model without BOS/EOS ids")
     eoc = added.get(eoc_token, eos)
     pad = added.get("<PAD>", sp.pad_id() if sp.pad_id() >= 0 else -1)
+    # HF's LlamaTokenizer also splits its own special tokens (<unk>, <s>, </s>) out of the text.
+    special = {sp.id_to_piece(i): i for i in (sp.unk_id(), bos, eos) if i >= 0}
+    special.update(added)
     tokens = {"bos": bos, "eos": eos, "pad": pad, "image": added[image_token], "endofchunk": eoc,
-              "add_bos": True, "special": dict(sorted(added.items(), key=lambda kv: kv[1]))}
+              "add_bos": True, "special": dict(sorted(special.items(), key=lambda kv: kv[1]))}
     return tokens, base, sp_path, source
 
 

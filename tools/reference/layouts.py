@@ -44,15 +44,18 @@ def write_layouts(model, out_dir, tokenizer_model, hf_vocab="base", base_vocab=N
     special = tok.get("special") or {}
     if hf_vocab == "base":
         if base_vocab is None:
-            base_vocab = min(special.values()) if special else vocab
+            added = [i for n, i in special.items() if n not in ("<unk>", "<s>", "</s>")]
+            base_vocab = min(added) if added else vocab
         lm_sd = dict(lm_sd)
         for k in ("model.embed_tokens.weight", "lm_head.weight"):
             if k in lm_sd:
                 lm_sd[k] = lm_sd[k][:base_vocab].clone()
         hf_cfg = dict(hf_cfg, vocab_size=base_vocab)
     else:
+        sp_size = base_vocab if base_vocab is not None else min(
+            i for n, i in special.items() if n not in ("<unk>", "<s>", "</s>"))
         with open(os.path.join(hf_dir, "added_tokens.json"), "w") as f:
-            json.dump(special, f, indent=2)
+            json.dump({n: i for n, i in special.items() if i >= sp_size}, f, indent=2)
     keep = ("architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
             "num_attention_heads", "num_key_value_heads", "max_position_embeddings", "rms_norm_eps",
             "rope_theta", "vocab_size", "tie_word_embeddings", "hidden_act", "bos_token_id",
