@@ -250,6 +250,29 @@ def test_converter_infers_dm_nfnet_f0():
     assert tensors["vision.stages.2.0.conv2.weight"].shape == (768, 128, 3, 3)
 
 
+def test_converter_reads_sharded_pytorch_bin_llama():
+    """A HF LLaMA directory with pytorch_model-0000x.bin shards converts to the same tensors."""
+    from safetensors.torch import load_file
+
+    model = _model("openflamingo")
+    with tempfile.TemporaryDirectory() as d:
+        paths = write_layouts(model, d, os.path.join(PARITY, "openflamingo", "tokenizer.model"))
+        outs = []
+        for n in ("st", "bin"):
+            if n == "bin":
+                hf = paths["llama"]
+                sd = load_file(os.path.join(hf, "model.safetensors"))
+                os.remove(os.path.join(hf, "model.safetensors"))
+                keys = sorted(sd)
+                torch.save({k: sd[k] for k in keys[::2]}, os.path.join(hf, "pytorch_model-00001-of-00002.bin"))
+                torch.save({k: sd[k] for k in keys[1::2]}, os.path.join(hf, "pytorch_model-00002-of-00002.bin"))
+            r = subprocess.run([sys.executable, os.path.join(TOOLS, "convert.py"), *paths["convert_args"],
+                                "--out", os.path.join(d, n), "--quiet"], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            outs.append(load_file(os.path.join(d, n, "model.safetensors")))
+        assert set(outs[0]) == set(outs[1]) and all(torch.equal(outs[0][k], outs[1][k]) for k in outs[0])
+
+
 def test_converter_dtype_f16_roundtrip():
     model = _model("openflamingo")
     with tempfile.TemporaryDirectory() as d:
