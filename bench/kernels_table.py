@@ -26,7 +26,7 @@ def load_medians(path):
             continue
         name = re.sub(r"/real_time$", "", b["run_name"])
         unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
-        row = {"real_time_ms": b["real_time"] * unit}
+        row = {"real_time_ms": b["real_time"] * unit, "cpu_time_ms": b["cpu_time"] * unit}
         for key, value in b.items():
             if isinstance(value, (int, float)) and key not in (
                     "real_time", "cpu_time", "iterations", "repetitions", "repetition_index",

@@ -4,6 +4,8 @@
 #
 #   bash bench/run_kernels.sh                 # everything, 3 repetitions
 #   REPS=5 BENCHES="machine_limits matmul" FILTER_matmul='M:1/' bash bench/run_kernels.sh
+#   DOC=kernels-benchmarks-conv BENCHES="machine_limits conv attention" bash bench/run_kernels.sh
+#                                             # a subset into docs/$DOC.md and .json
 #
 # The machine's limits (peak FMA, triad bandwidth) run first and again last in the same
 # invocation, so every percentage is relative to what the machine gave during this run.
@@ -31,8 +33,9 @@ for b in $benches; do run "$b" "$b"; done
 # Limits once more at the end: the spread between the two runs shows how busy the machine was.
 case " $benches " in *" machine_limits "*) run machine_limits machine_limits_after ;; esac
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-python3 "$root/bench/kernels_table.py" --results "$out" --md "$root/docs/kernels-benchmarks.md" \
-  --json "$root/docs/kernels-benchmarks.json" \
+doc=${DOC:-kernels-benchmarks}
+python3 "$root/bench/kernels_table.py" --results "$out" --md "$root/docs/$doc.md" \
+  --json "$root/docs/$doc.json" \
   --note "load average (1/5/15 min) before: $load_before, after: $load_after; $reps repetitions, medians" \
-  --command "bash bench/run_kernels.sh${REPS:+ (REPS=$REPS)}"
-echo "wrote docs/kernels-benchmarks.md and docs/kernels-benchmarks.json"
+  --command "${DOC:+DOC=$DOC }BENCHES=\"$benches\" bash bench/run_kernels.sh${REPS:+ (REPS=$REPS)}"
+echo "wrote docs/$doc.md and docs/$doc.json"

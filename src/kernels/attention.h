@@ -37,7 +37,10 @@ struct AttentionArgs {
   int64_t q_pos0 = 0;
 };
 
-// Validates the arguments (throws flamingo::Error) and computes softmax(scale·q·kᵀ)·v.
+// Validates the arguments (throws flamingo::Error: head counts, head_dim in [1, 1024], strides,
+// causal positions, null pointers, out overlapping k or v) and computes softmax(scale·q·kᵀ)·v.
+// Only the n_heads·head_dim leading columns of each out row are written. Results are bitwise
+// identical for any number of threads in the pool.
 void attention(const AttentionArgs& args, ThreadPool& pool);
 
 }  // namespace flamingo::kernels

@@ -52,10 +52,13 @@ class PackedConv2d {
 };
 
 // w is the PyTorch OIHW weight viewed as a matrix: n = out_c, k = (in_c/groups)·kernel·kernel,
-// each row ordered (i, kh, kw). Validates params against the view.
+// each row ordered (i, kh, kw). Validates params against the view. Any weight type works for a
+// 1×1 stride-1 ungrouped conv (it is a plain matmul); other convs take f32, f16 or bf16 (their
+// rows are reordered at pack time, which per-block quantisation scales cannot follow).
 PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w);
 
-// out[out_h, out_w, out_c] = conv(in[in_h, in_w, in_c]) + bias (bias may be null).
+// out[out_h, out_w, out_c] = conv(in[in_h, in_w, in_c]) + bias (bias may be null). out must
+// not overlap in. Bitwise identical results for any number of threads in the pool.
 void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float* out, ThreadPool& pool);
 
 // 2×2 average pool, stride 2, ceil mode, averaging only over the elements inside the input
