@@ -1,0 +1,107 @@
+#include "model/llama.h"
+
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/norm.h"
+#include "util/check.h"
+
+namespace flamingo::model {
+
+void KvCache::reserve(int64_t positions, int layers, int64_t row) {
+  if (positions <= reserved && static_cast<int>(k.size()) == layers) return;
+  k.resize(static_cast<size_t>(layers));
+  v.resize(static_cast<size_t>(layers));
+  for (int l = 0; l < layers; ++l) {
+    k[static_cast<size_t>(l)].resize(static_cast<size_t>(positions * row));
+    v[static_cast<size_t>(l)].resize(static_cast<size_t>(positions * row));
+  }
+  reserved = positions;
+}
+
+Llama::Llama(const LlamaSpec& spec, WeightSource& w) : spec_(spec) {
+  const int64_t d = spec.dim, qd = int64_t{spec.heads} * spec.head_dim, kvd = kv_row();
+  embed_view_ = w.matrix("lm.embed_tokens.weight", spec.vocab, d);
+  for (int i = 0; i < spec.layers; ++i) {
+    const std::string p = "lm.layers." + std::to_string(i) + ".";
+    Layer l;
+    l.attn_norm = w.floats(p + "input_layernorm.weight", d);
+    l.ffn_norm = w.floats(p + "post_attention_layernorm.weight", d);
+    l.q = Linear(w, p + "self_attn.q_proj.weight", qd, d);
+    l.k = Linear(w, p + "self_attn.k_proj.weight", kvd, d);
+    l.v = Linear(w, p + "self_attn.v_proj.weight", kvd, d);
+    l.o = Linear(w, p + "self_attn.o_proj.weight", d, qd);
+    l.gate = Linear(w, p + "mlp.gate_proj.weight", spec.ffn_dim, d);
+    l.up = Linear(w, p + "mlp.up_proj.weight", spec.ffn_dim, d);
+    l.down = Linear(w, p + "mlp.down_proj.weight", d, spec.ffn_dim);
+    layers_.push_back(std::move(l));
+  }
+  final_norm_ = w.floats("lm.norm.weight", d);
+  head_ = spec.tie_embeddings ? Linear(kernels::pack_matrix(embed_view_))
+                              : Linear(w, "lm.lm_head.weight", spec.vocab, d);
+}
+
+void Llama::embed(const int32_t* ids, int64_t n, float* h) const {
+  for (int64_t i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= spec_.vocab)
+      fail(ErrorCode::kInvalidArgument, "token id ", ids[i], " at position ", i, " is outside the vocabulary [0, ",
+           spec_.vocab, ")");
+    kernels::dequantize_row(embed_view_, ids[i], h + i * spec_.dim);
+  }
+}
+
+void Llama::layer_forward(int layer, float* h, int64_t n, KvCache& cache, ThreadPool& pool) const {
+  const Layer& l = layers_[static_cast<size_t>(layer)];
+  const int64_t d = spec_.dim, qd = int64_t{spec_.heads} * spec_.head_dim, kvd = kv_row();
+  const int64_t pos0 = cache.length;
+  if (pos0 + n > cache.reserved) fail(ErrorCode::kInternal, "KV cache holds ", cache.reserved, " positions, need ", pos0 + n);
+
+  std::vector<float> x(static_cast<size_t>(n * d)), q(static_cast<size_t>(n * qd)), o(static_cast<size_t>(n * qd));
+  kernels::rmsnorm(h, l.attn_norm.data(), n, d, spec_.rms_eps, x.data());
+  float* kc = cache.k[static_cast<size_t>(layer)].data();
+  float* vc = cache.v[static_cast<size_t>(layer)].data();
+  l.q.apply(x.data(), n, q.data(), pool);
+  l.k.apply(x.data(), n, kc + pos0 * kvd, pool);
+  l.v.apply(x.data(), n, vc + pos0 * kvd, pool);
+  std::vector<int64_t> pos(static_cast<size_t>(n));
+  std::iota(pos.begin(), pos.end(), pos0);
+  kernels::rope(q.data(), n, qd, spec_.heads, spec_.head_dim, pos.data(), spec_.rope_theta, spec_.rope_style);
+  kernels::rope(kc + pos0 * kvd, n, kvd, spec_.kv_heads, spec_.head_dim, pos.data(), spec_.rope_theta, spec_.rope_style);
+
+  kernels::AttentionArgs a;
+  a.q = q.data();
+  a.n_q = n;
+  a.q_stride = qd;
+  a.k = kc;
+  a.v = vc;
+  a.n_kv = pos0 + n;
+  a.kv_stride = kvd;
+  a.out = o.data();
+  a.out_stride = qd;
+  a.n_heads = spec_.heads;
+  a.n_kv_heads = spec_.kv_heads;
+  a.head_dim = spec_.head_dim;
+  a.scale = 1.f / std::sqrt(static_cast<float>(spec_.head_dim));
+  a.causal = true;
+  a.q_pos0 = pos0;
+  kernels::attention(a, pool);
+  l.o.apply(o.data(), n, h, pool, /*accumulate=*/true);
+
+  kernels::rmsnorm(h, l.ffn_norm.data(), n, d, spec_.rms_eps, x.data());
+  std::vector<float> g(static_cast<size_t>(n * spec_.ffn_dim)), u(static_cast<size_t>(n * spec_.ffn_dim));
+  l.gate.apply(x.data(), n, g.data(), pool);
+  l.up.apply(x.data(), n, u.data(), pool);
+  kernels::swiglu(g.data(), u.data(), g.data(), n * spec_.ffn_dim);
+  l.down.apply(g.data(), n, h, pool, /*accumulate=*/true);
+}
+
+void Llama::logits(const float* h, int64_t rows, float* out, ThreadPool& pool) const {
+  std::vector<float> x(static_cast<size_t>(rows * spec_.dim));
+  kernels::rmsnorm(h, final_norm_.data(), rows, spec_.dim, spec_.rms_eps, x.data());
+  head_.apply(x.data(), rows, out, pool);
+}
+
+}  // namespace flamingo::model

@@ -1,0 +1,206 @@
+#include "model/nfnet.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "kernels/activation.h"
+#include "util/check.h"
+
+namespace flamingo::model {
+
+int64_t nfnet_make_divisible(double v, int64_t divisor) {
+  // timm: new_v = max(min_value, int(v + divisor / 2) // divisor * divisor), and one more
+  // divisor if that rounds down by more than 10 %.
+  int64_t nv = std::max<int64_t>(divisor, static_cast<int64_t>(v + divisor / 2.0) / divisor * divisor);
+  if (static_cast<double>(nv) < 0.9 * v) nv += divisor;
+  return nv;
+}
+
+namespace {
+
+// Scaled weight standardisation (timm ScaledStdConv2d, gamma folded into the activation):
+// Ŵ_o = gain_o · fan_in^-½ · (W_o − mean(W_o)) / sqrt(var(W_o) + eps), in double.
+std::vector<float> standardise(const kernels::WeightView& w, const std::vector<float>& gain, double eps) {
+  const int64_t n = w.n, k = w.k;
+  std::vector<float> row(static_cast<size_t>(k));
+  std::vector<float> out(static_cast<size_t>(n * k));
+  for (int64_t o = 0; o < n; ++o) {
+    kernels::dequantize_row(w, o, row.data());
+    double mean = 0;
+    for (float v : row) mean += v;
+    mean /= static_cast<double>(k);
+    double var = 0;
+    for (float v : row) var += (v - mean) * (v - mean);
+    var /= static_cast<double>(k);
+    const double scale = gain[static_cast<size_t>(o)] / std::sqrt(static_cast<double>(k)) / std::sqrt(var + eps);
+    for (int64_t i = 0; i < k; ++i) out[static_cast<size_t>(o * k + i)] = static_cast<float>((row[static_cast<size_t>(i)] - mean) * scale);
+  }
+  return out;
+}
+
+}  // namespace
+
+NfnetEncoder::Conv NfnetEncoder::load_conv(WeightSource& w, const std::string& prefix, int64_t in_h,
+                                           int64_t in_w, int64_t in_c, int64_t out_c, int kernel,
+                                           int stride, int groups) {
+  kernels::Conv2dParams p;
+  p.in_h = in_h;
+  p.in_w = in_w;
+  p.in_c = in_c;
+  p.out_c = out_c;
+  p.kernel = kernel;
+  p.stride = stride;
+  p.groups = groups;
+  const int64_t k = in_c / groups * kernel * kernel;
+  const kernels::WeightView view = w.matrix(prefix + ".weight", out_c, k);
+  Conv c;
+  if (spec_.ws_folded) {
+    c.conv = kernels::pack_conv2d(p, view);
+  } else {
+    const std::vector<float> gain = w.floats(prefix + ".gain", out_c);
+    const std::vector<float> folded = standardise(view, gain, spec_.ws_eps);
+    kernels::WeightView fv;
+    fv.type = kernels::WeightType::kF32;
+    fv.data = folded.data();
+    fv.n = out_c;
+    fv.k = k;
+    c.conv = kernels::pack_conv2d(p, fv);
+  }
+  c.bias = w.floats(prefix + ".bias", out_c);
+  const int64_t oh = kernels::same_out_size(in_h, stride), ow = kernels::same_out_size(in_w, stride);
+  flops_ += 2.0 * static_cast<double>(oh * ow * out_c * k);
+  max_activation_ = std::max({max_activation_, in_h * in_w * in_c, oh * ow * out_c});
+  return c;
+}
+
+NfnetEncoder::NfnetEncoder(const NfnetSpec& spec, WeightSource& w) : spec_(spec) {
+  // Stem: 3×3 convs with strides 2, 1, 1, 2 and activations between them (none after the last).
+  static constexpr int kStemStrides[4] = {2, 1, 1, 2};
+  int64_t hw = spec.image_size, c = 3;
+  stem_hw_[0] = hw;
+  for (int i = 0; i < 4; ++i) {
+    stem_[static_cast<size_t>(i)] = load_conv(w, "vision.stem.conv" + std::to_string(i + 1), hw, hw, c,
+                                              spec.stem_channels[static_cast<size_t>(i)], 3, kStemStrides[i], 1);
+    hw = kernels::same_out_size(hw, kStemStrides[i]);
+    stem_hw_[static_cast<size_t>(i + 1)] = hw;
+    c = spec.stem_channels[static_cast<size_t>(i)];
+  }
+  // β follows the expected variance of the residual stream: reset after each stage's first
+  // block, growing by α² per block.
+  double expected_var = 1.0;
+  int64_t h = hw, wd = hw;
+  for (int s = 0; s < 4; ++s) {
+    for (int b = 0; b < spec.depths[static_cast<size_t>(s)]; ++b) {
+      Block blk{};
+      const std::string pre = "vision.stages." + std::to_string(s) + "." + std::to_string(b) + ".";
+      blk.stride = b == 0 ? spec.strides[static_cast<size_t>(s)] : 1;
+      blk.in_c = c;
+      blk.out_c = spec.widths[static_cast<size_t>(s)];
+      blk.mid_c = nfnet_make_divisible(static_cast<double>(blk.out_c) * spec.bottleneck_ratio);
+      const int groups = static_cast<int>(blk.mid_c / spec.group_width);
+      blk.in_h = h;
+      blk.in_w = wd;
+      blk.out_h = kernels::same_out_size(h, blk.stride);
+      blk.out_w = kernels::same_out_size(wd, blk.stride);
+      blk.beta = static_cast<float>(1.0 / std::sqrt(expected_var));
+      if (b == 0) expected_var = 1.0;
+      expected_var += static_cast<double>(spec.alpha) * spec.alpha;
+
+      blk.has_proj = blk.in_c != blk.out_c || blk.stride != 1;
+      if (blk.has_proj)
+        blk.proj = load_conv(w, pre + "downsample.conv", blk.out_h, blk.out_w, blk.in_c, blk.out_c, 1, 1, 1);
+      blk.conv1 = load_conv(w, pre + "conv1", h, wd, blk.in_c, blk.mid_c, 1, 1, 1);
+      blk.conv2 = load_conv(w, pre + "conv2", h, wd, blk.mid_c, blk.mid_c, 3, blk.stride, groups);
+      blk.conv2b = load_conv(w, pre + "conv2b", blk.out_h, blk.out_w, blk.mid_c, blk.mid_c, 3, 1, groups);
+      blk.conv3 = load_conv(w, pre + "conv3", blk.out_h, blk.out_w, blk.mid_c, blk.out_c, 1, 1, 1);
+      const int64_t se_c = nfnet_make_divisible(static_cast<double>(blk.out_c) * spec.se_ratio);
+      blk.se_fc1 = kernels::pack_matrix(w.matrix(pre + "attn_last.fc1.weight", se_c, blk.out_c));
+      blk.se_b1 = w.floats(pre + "attn_last.fc1.bias", se_c);
+      blk.se_fc2 = kernels::pack_matrix(w.matrix(pre + "attn_last.fc2.weight", blk.out_c, se_c));
+      blk.se_b2 = w.floats(pre + "attn_last.fc2.bias", blk.out_c);
+      blk.skip_gain = w.floats(pre + "skipinit_gain", 1)[0];
+      blocks_.push_back(std::move(blk));
+      c = blocks_.back().out_c;
+      h = blocks_.back().out_h;
+      wd = blocks_.back().out_w;
+    }
+  }
+  grid_h_ = h;
+  grid_w_ = wd;
+  out_channels_ = c;
+  if (spec.tap_final) {
+    FLAMINGO_CHECK(spec.final_conv_channels > 0);
+    final_conv_ = load_conv(w, "vision.final_conv", h, wd, c, spec.final_conv_channels, 1, 1, 1);
+    out_channels_ = spec.final_conv_channels;
+  }
+}
+
+void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, ThreadPool& pool) const {
+  const int64_t in_n = b.in_h * b.in_w, out_n = b.out_h * b.out_w;
+  const float g = spec_.gamma;
+  // h = act_γ(x)·β: the pre-activation both branches read.
+  std::vector<float> h(static_cast<size_t>(in_n * b.in_c));
+  activate(spec_.activation, x, h.data(), in_n * b.in_c, g * b.beta);
+
+  if (b.has_proj) {
+    if (b.stride == 2) {
+      std::vector<float> pooled(static_cast<size_t>(out_n * b.in_c));
+      kernels::avg_pool_2x2(h.data(), b.in_h, b.in_w, b.in_c, pooled.data());
+      b.proj.run(pooled.data(), out, pool);
+    } else {
+      b.proj.run(h.data(), out, pool);
+    }
+  } else {
+    std::copy(x, x + in_n * b.in_c, out);
+  }
+
+  std::vector<float> r1(static_cast<size_t>(in_n * b.mid_c));
+  b.conv1.run(h.data(), r1.data(), pool);
+  activate(spec_.activation, r1.data(), r1.data(), in_n * b.mid_c, g);
+  std::vector<float> r2(static_cast<size_t>(out_n * b.mid_c));
+  b.conv2.run(r1.data(), r2.data(), pool);
+  activate(spec_.activation, r2.data(), r2.data(), out_n * b.mid_c, g);
+  std::vector<float> r3(static_cast<size_t>(out_n * b.mid_c));
+  b.conv2b.run(r2.data(), r3.data(), pool);
+  activate(spec_.activation, r3.data(), r3.data(), out_n * b.mid_c, g);
+  std::vector<float> r4(static_cast<size_t>(out_n * b.out_c));
+  b.conv3.run(r3.data(), r4.data(), pool);
+
+  // Squeeze-excite on the block output: 2·sigmoid(fc2(relu(fc1(mean)))) per channel.
+  std::vector<float> mean(static_cast<size_t>(b.out_c)), se_h(b.se_b1.size()), se(static_cast<size_t>(b.out_c));
+  kernels::mean_pool(r4.data(), out_n, b.out_c, mean.data());
+  kernels::matmul(mean.data(), b.out_c, 1, b.se_fc1, se_h.data(), b.se_fc1.n(), pool, {b.se_b1.data(), false});
+  kernels::relu(se_h.data(), se_h.data(), static_cast<int64_t>(se_h.size()));
+  kernels::matmul(se_h.data(), b.se_fc1.n(), 1, b.se_fc2, se.data(), b.out_c, pool, {b.se_b2.data(), false});
+  // One per-channel factor: SE gate (×2), skip gain and α.
+  kernels::sigmoid(se.data(), se.data(), b.out_c, 2.f);
+  kernels::scale(b.skip_gain * spec_.alpha, se.data(), se.data(), b.out_c);
+  kernels::mul_rows(r4.data(), se.data(), r4.data(), out_n, b.out_c);
+  kernels::axpy(1.f, r4.data(), out, out_n * b.out_c);
+}
+
+void NfnetEncoder::forward(const float* image, float* out, ThreadPool& pool) const {
+  std::vector<float> a(static_cast<size_t>(max_activation_)), b(static_cast<size_t>(max_activation_));
+  const int64_t s = spec_.image_size;
+  std::copy(image, image + s * s * 3, a.begin());
+  for (size_t i = 0; i < 4; ++i) {
+    stem_[i].run(a.data(), b.data(), pool);
+    const int64_t n = stem_hw_[i + 1] * stem_hw_[i + 1] * spec_.stem_channels[i];
+    if (i < 3) activate(spec_.activation, b.data(), b.data(), n, spec_.gamma);
+    std::swap(a, b);
+  }
+  for (const Block& blk : blocks_) {
+    block_forward(blk, a.data(), b.data(), pool);
+    std::swap(a, b);
+  }
+  const int64_t n_pos = grid_h_ * grid_w_;
+  if (spec_.tap_final) {
+    final_conv_.run(a.data(), out, pool);
+    activate(spec_.activation, out, out, n_pos * out_channels_, spec_.gamma);
+  } else {
+    std::copy(a.begin(), a.begin() + n_pos * out_channels_, out);
+  }
+}
+
+}  // namespace flamingo::model

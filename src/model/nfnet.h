@@ -1,0 +1,87 @@
+// The NFNet-F vision encoder (spec §1): stem, four stages of normaliser-free bottleneck
+// blocks, optional final 1×1 conv. Input is one normalised HWC image, output the feature grid
+// flattened row-major into [positions, channels] tokens.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/conv.h"
+#include "kernels/matmul.h"
+#include "model/activation_kind.h"
+#include "model/weight_source.h"
+#include "util/thread_pool.h"
+
+namespace flamingo::model {
+
+struct NfnetSpec {
+  int image_size = 0;
+  std::array<int, 4> stem_channels{};
+  std::array<int, 4> depths{};
+  std::array<int, 4> widths{};
+  std::array<int, 4> strides{1, 2, 2, 2};
+  double bottleneck_ratio = 0.5;
+  int group_width = 128;
+  double se_ratio = 0.5;
+  float alpha = 0.2f;
+  float gamma = 1.7015043497085571f;
+  Activation activation = Activation::kGelu;
+  double ws_eps = 1e-5;
+  bool ws_folded = false;
+  int final_conv_channels = 0;
+  bool tap_final = false;  // false: stage-3 output; true: final conv + activation
+};
+
+// timm's make_divisible(v, 8): channel counts it derives are rounded this way.
+int64_t nfnet_make_divisible(double v, int64_t divisor = 8);
+
+class NfnetEncoder {
+ public:
+  NfnetEncoder(const NfnetSpec& spec, WeightSource& weights);
+
+  int64_t out_channels() const { return out_channels_; }
+  int64_t grid_h() const { return grid_h_; }
+  int64_t grid_w() const { return grid_w_; }
+  int64_t positions() const { return grid_h_ * grid_w_; }
+
+  // image: [image_size, image_size, 3] normalised; out: [positions(), out_channels()].
+  void forward(const float* image, float* out, ThreadPool& pool) const;
+
+  // FLOPs of one forward pass (2 per multiply-add), for the benchmarks' % of peak.
+  double flops() const { return flops_; }
+
+ private:
+  struct Conv {
+    kernels::PackedConv2d conv;
+    std::vector<float> bias;
+    void run(const float* in, float* out, ThreadPool& pool) const {
+      kernels::conv2d(in, conv, bias.data(), out, pool);
+    }
+  };
+  struct Block {
+    int64_t in_h, in_w, out_h, out_w, in_c, mid_c, out_c;
+    int stride;
+    float beta;
+    bool has_proj;
+    Conv proj, conv1, conv2, conv2b, conv3;
+    kernels::PackedMatrix se_fc1, se_fc2;
+    std::vector<float> se_b1, se_b2;
+    float skip_gain;
+  };
+
+  Conv load_conv(WeightSource& w, const std::string& prefix, int64_t in_h, int64_t in_w,
+                 int64_t in_c, int64_t out_c, int kernel, int stride, int groups);
+  void block_forward(const Block& b, const float* x, float* out, ThreadPool& pool) const;
+
+  NfnetSpec spec_;
+  std::array<Conv, 4> stem_;
+  std::array<int64_t, 5> stem_hw_{};  // spatial side after each stem conv (index 0 = input)
+  std::vector<Block> blocks_;
+  Conv final_conv_;
+  int64_t out_channels_ = 0, grid_h_ = 0, grid_w_ = 0;
+  int64_t max_activation_ = 0;  // floats in the largest intermediate tensor
+  double flops_ = 0;
+};
+
+}  // namespace flamingo::model
