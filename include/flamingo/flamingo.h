@@ -1,5 +1,10 @@
 // libflamingo: a CPU inference engine for Flamingo-style vision-language models.
 //
+//   auto model = flamingo::Model::load("models/demo");
+//   flamingo::Session session(model);
+//   flamingo::Prompt prompt("<image>", {flamingo::Image::from_file("cat.png")});
+//   std::cout << session.generate(prompt).text << "\n";
+//
 // Every function reports failure by throwing flamingo::Error (error.h).
 #pragma once
 
@@ -7,7 +12,9 @@
 
 #include "flamingo/error.h"
 #include "flamingo/image.h"
+#include "flamingo/model.h"
 #include "flamingo/prompt.h"
+#include "flamingo/session.h"
 
 namespace flamingo {
 

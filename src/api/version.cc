@@ -14,4 +14,16 @@ BuildInfo build_info() {
   return b;
 }
 
+const char* stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::kMaxTokens: return "max_tokens";
+    case StopReason::kEndOfChunk: return "endofchunk";
+    case StopReason::kEos: return "eos";
+    case StopReason::kStopString: return "stop_string";
+    case StopReason::kCallback: return "callback";
+    case StopReason::kContextFull: return "context_full";
+  }
+  return "unknown";
+}
+
 }  // namespace flamingo
