@@ -4,7 +4,7 @@
 For each configuration: a tiny model with seeded random weights (non-zero gates and skip
 gains) is built from the peers' code (tools/reference), written in the peers' checkpoint
 layouts, converted by tools/convert.py into the model directory, and run by the reference on a
-prompt with images; every stage's output goes into expected.safetensors.
+prompt with images; every stage's output goes into reference/expected.safetensors.
 
     .venv/bin/python tools/make_parity_fixtures.py            # (re)write the fixtures
     .venv/bin/python tools/make_parity_fixtures.py --check    # regenerate in a temp dir, fail on drift
@@ -254,7 +254,9 @@ def build_fixture(name, spec, out_root, sp_path, work):
                              "preprocessing per config.json preprocess",
             "versions": f"torch {torch.__version__}, timm {timm.__version__}, "
                         f"transformers {transformers.__version__}, Pillow {Image.__version__}"}
-    write_safetensors_deterministic(exp, os.path.join(out, "expected.safetensors"), meta)
+    # Outside the model directory's own *.safetensors, which the engine loads as weights.
+    os.makedirs(os.path.join(out, "reference"), exist_ok=True)
+    write_safetensors_deterministic(exp, os.path.join(out, "reference", "expected.safetensors"), meta)
     return out
 
 

@@ -31,7 +31,7 @@ FIXTURES = ("openflamingo", "idefics", "paper", "video")
 def _expected(name):
     from safetensors.torch import load_file
 
-    return load_file(os.path.join(PARITY, name, "expected.safetensors"))
+    return load_file(os.path.join(PARITY, name, "reference", "expected.safetensors"))
 
 
 def _config(name):
