@@ -1,0 +1,215 @@
+// The public API end to end on a tiny converted model (the openflamingo parity fixture):
+// loading, generation options, scoring, streaming, determinism and concurrency.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "flamingo/flamingo.h"
+#include "support/test_util.h"
+
+namespace flamingo {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path fixture_dir() { return testing::test_data_dir() / "parity" / "openflamingo"; }
+
+Image test_image(uint8_t seed) {
+  std::vector<uint8_t> rgb(40 * 30 * 3);
+  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>((i * 37 + seed * 101) % 251);
+  return Image::from_rgb(40, 30, rgb.data());
+}
+
+std::shared_ptr<const Model> load(int threads = 2) {
+  ModelOptions o;
+  o.threads = threads;
+  return Model::load(fixture_dir().string(), o);
+}
+
+TEST(Model, LoadReportsWhatItLoaded) {
+  auto m = load();
+  const ModelInfo& i = m->info();
+  EXPECT_GT(i.parameters, 0);
+  EXPECT_GT(i.weight_bytes, 0);
+  EXPECT_GT(i.lm_layers, 0);
+  EXPECT_GT(i.gated_blocks, 0);
+  EXPECT_GT(i.visual_tokens, 0);
+  EXPECT_FALSE(i.default_prompt.empty());
+  EXPECT_GE(m->load_ms(), 0.0);
+}
+
+TEST(Model, MissingDirectoryIsAnIoError) {
+  try {
+    Model::load("/nonexistent/flamingo/model");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIo);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/flamingo/model"), std::string::npos);
+  }
+}
+
+TEST(Model, MissingTokenizerIsReported) {
+  testing::TempDir tmp;
+  for (const auto& e : fs::directory_iterator(fixture_dir()))
+    if (e.path().filename() != "tokenizer.model" && e.is_regular_file()) fs::copy_file(e.path(), tmp.path() / e.path().filename());
+  try {
+    Model::load(tmp.path().string());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.model"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Session, GreedyIsDeterministicAndIndependentOfThreads) {
+  const Prompt p("<image>Output:", {test_image(1)});
+  GenerateOptions g;
+  g.max_new_tokens = 12;
+  g.stop_at_endofchunk = false;
+  g.stop_at_eos = false;
+  Session s1(load(1)), s2(load(2));
+  const GenerateResult a = s1.generate(p, g), b = s2.generate(p, g), c = s1.generate(p, g);
+  ASSERT_EQ(a.tokens.size(), 12u);
+  EXPECT_EQ(a.text, b.text);
+  for (size_t i = 0; i < a.tokens.size(); ++i) {
+    EXPECT_EQ(a.tokens[i].id, b.tokens[i].id);
+    EXPECT_EQ(a.tokens[i].logprob, b.tokens[i].logprob) << "logprobs must be bitwise equal across thread counts";
+    EXPECT_EQ(a.tokens[i].id, c.tokens[i].id);
+  }
+  EXPECT_EQ(a.stop_reason, StopReason::kMaxTokens);
+}
+
+TEST(Session, SameSeedSameSampleDifferentSeedDifferentSample) {
+  Session s(load());
+  const Prompt p("<image>Output:", {test_image(2)});
+  GenerateOptions g;
+  g.max_new_tokens = 16;
+  g.temperature = 1.5f;
+  g.top_k = 0;
+  g.top_p = 1.f;
+  g.stop_at_endofchunk = false;
+  g.stop_at_eos = false;
+  g.seed = 7;
+  const std::string a = s.generate(p, g).text, b = s.generate(p, g).text;
+  g.seed = 8;
+  const std::string c = s.generate(p, g).text;
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST(Session, MarkersMustMatchMedia) {
+  Session s(load());
+  try {
+    s.generate(Prompt("<image>a<image>b", {test_image(1)}));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("2 <image> markers"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(s.generate(Prompt("no image here", {test_image(1)})), Error);
+  std::string many;
+  for (int i = 0; i < 10000; ++i) many += "<image>";
+  EXPECT_THROW(s.generate(Prompt(many, {test_image(1)})), Error);
+}
+
+TEST(Session, CallbackCanStopAndSeesEveryToken) {
+  Session s(load());
+  GenerateOptions g;
+  g.max_new_tokens = 10;
+  g.stop_at_endofchunk = g.stop_at_eos = false;
+  int calls = 0;
+  g.on_token = [&](const TokenInfo&, const std::string&) { return ++calls < 3; };
+  const GenerateResult r = s.generate(Prompt("<image>Output:", {test_image(3)}), g);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(r.tokens.size(), 3u);
+  EXPECT_EQ(r.stop_reason, StopReason::kCallback);
+}
+
+TEST(Session, MediaAreEncodedOnceAndReused) {
+  Session s(load());
+  const Image img = test_image(4);
+  GenerateOptions g;
+  g.max_new_tokens = 4;
+  s.generate(Prompt("<image>a<image>b", {img, test_image(5)}), g);
+  EXPECT_EQ(s.timings().media_encoded, 2);
+  EXPECT_GT(s.timings().visual_kv_computed, 0);
+  s.generate(Prompt("<image>Output:", {img}), g);
+  EXPECT_EQ(s.timings().media_encoded, 0);
+  EXPECT_EQ(s.timings().media_reused, 1);
+  EXPECT_EQ(s.timings().visual_kv_computed, 0) << "decode must not recompute visual K/V";
+}
+
+TEST(Session, OneBeamEqualsGreedy) {
+  Session s(load());
+  const Prompt p("<image>Output:", {test_image(6)});
+  GenerateOptions g;
+  g.max_new_tokens = 8;
+  g.stop_at_endofchunk = g.stop_at_eos = false;
+  const GenerateResult greedy = s.generate(p, g);
+  g.num_beams = 3;
+  const GenerateResult beam = s.generate(p, g);
+  ASSERT_FALSE(beam.tokens.empty());
+  // Beam search maximises the sequence log-probability, so it is never below greedy's.
+  double lg = 0, lb = 0;
+  for (const auto& t : greedy.tokens) lg += t.logprob;
+  for (const auto& t : beam.tokens) lb += t.logprob;
+  if (beam.tokens.size() == greedy.tokens.size()) EXPECT_GE(lb, lg - 1e-4);
+}
+
+TEST(Session, ScoreMatchesTheLogprobsOfGeneration) {
+  Session s(load());
+  const Prompt p("<image>Output:", {test_image(7)});
+  GenerateOptions g;
+  g.max_new_tokens = 5;
+  g.stop_at_endofchunk = g.stop_at_eos = false;
+  const GenerateResult r = s.generate(p, g);
+  double sum = 0;
+  for (const auto& t : r.tokens) sum += t.logprob;
+  // The greedy continuation, scored, has the same log-likelihood as generation reported.
+  const std::vector<ScoreResult> scores = s.score(p, {r.text, r.text + " zzz"});
+  ASSERT_EQ(scores.size(), 2u);
+  if (scores[0].tokens == static_cast<int>(r.tokens.size())) EXPECT_NEAR(scores[0].logprob, sum, 1e-3);
+  EXPECT_GT(scores[0].logprob, scores[1].logprob);
+  EXPECT_THROW(s.score(p, {}), Error);
+}
+
+TEST(Session, BadOptionsAreRejected) {
+  Session s(load());
+  const Prompt p("<image>Output:", {test_image(1)});
+  GenerateOptions g;
+  g.top_p = 0.f;
+  EXPECT_THROW(s.generate(p, g), Error);
+  g = {};
+  g.num_beams = 0;
+  EXPECT_THROW(s.generate(p, g), Error);
+  g = {};
+  g.max_new_tokens = -1;
+  EXPECT_THROW(s.generate(p, g), Error);
+}
+
+TEST(Session, EightSessionsShareOneModel) {
+  auto model = load(2);
+  GenerateOptions g;
+  g.max_new_tokens = 6;
+  g.stop_at_endofchunk = g.stop_at_eos = false;
+  std::vector<std::string> alone;
+  for (int t = 0; t < 8; ++t) {
+    Session s(model);
+    alone.push_back(s.generate(Prompt("<image>Output:", {test_image(static_cast<uint8_t>(10 + t))}), g).text);
+  }
+  std::vector<std::string> together(8);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      Session s(model);
+      together[static_cast<size_t>(t)] = s.generate(Prompt("<image>Output:", {test_image(static_cast<uint8_t>(10 + t))}), g).text;
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(alone, together);
+}
+
+}  // namespace
+}  // namespace flamingo
