@@ -1,0 +1,264 @@
+"""Evaluates the demo model on freshly generated held-out scenes, through the C++ engine.
+
+Captions (default caption prompt of the model's config) are parsed back into objects and
+scored per attribute; the three question tasks are scored by exact match with 0, 1, 2 and 4
+examples in the prompt (`<image>{answer}<|endofchunk|>` per example, then `<image>`). The same
+prompts also go through the PyTorch model loaded from the same directory (same f16 weights);
+the report gives the fraction of prompts where both produce identical greedy token ids.
+
+  /usr/bin/python3 tools/demo/evaluate.py --model models/demo \\
+      --cli build/tools/caption/flamingo-caption --report docs/demo-eval.json
+
+--backend torch evaluates the PyTorch model alone (no engine needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+import modeldir  # noqa: E402
+import scenes  # noqa: E402
+import tokenization  # noqa: E402
+
+QUESTION_TASKS = ("colour", "shape", "count")
+SHOTS = (0, 1, 2, 4)
+HELDOUT_SEED = 20261128        # training draws scenes from "{seed}/{pool}/{i}" strings only
+
+
+# ----------------------------------------------------------------------------- data
+
+def heldout_set(n: int, seed: int):
+    """n caption scenes, and per question task n queries with 4 example scenes each."""
+    rng = random.Random(f"heldout/{seed}")
+    caps = [scenes.sample_scene(rng, "caption") for _ in range(n)]
+    qa = {t: [[scenes.sample_scene(rng, t) for _ in range(max(SHOTS) + 1)] for _ in range(n)]
+          for t in QUESTION_TASKS}
+    return caps, qa
+
+
+def save_images(all_scenes, workdir: str) -> dict[int, str]:
+    paths = {}
+    for i, sc in enumerate(tqdm(all_scenes, desc="render held-out scenes", dynamic_ncols=True)):
+        paths[id(sc)] = os.path.join(workdir, f"{i:05d}.png")
+        scenes.render(sc).save(paths[id(sc)])
+    return paths
+
+
+def prompts(caps, qa, caption_prompt: str):
+    """(key, prompt text, [scene...]) in marker order, and the expected answers."""
+    jobs = []
+    for i, sc in enumerate(caps):
+        jobs.append((("caption", 0, i), caption_prompt, [sc]))
+    for task in QUESTION_TASKS:
+        for i, group in enumerate(qa[task]):
+            query, examples = group[-1], group[:-1]
+            for k in SHOTS:
+                text = "".join(f"<image>{e.answer(task)}<|endofchunk|>" for e in examples[:k])
+                jobs.append(((task, k, i), text + "<image>", examples[:k] + [query]))
+    return jobs
+
+
+# ----------------------------------------------------------------------------- backends
+
+class Engine:
+    def __init__(self, cli: str, model: str, max_tokens: int, threads: int):
+        self.cli, self.model, self.max_tokens, self.threads = cli, model, max_tokens, threads
+
+    def run(self, prompt: str, image_paths: list[str]):
+        cmd = [self.cli, "-m", self.model, "-p", prompt, "-n", str(self.max_tokens),
+               "--temp", "0", "--json", "-t", str(self.threads)]
+        for p in image_paths:
+            cmd += ["--image", p]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()[-500:]}")
+        out = json.loads(r.stdout)
+        ids = [t["id"] if isinstance(t, dict) else int(t) for t in out["tokens"]]
+        return out["text"], ids
+
+
+class Torch:
+    def __init__(self, model_dir: str, max_tokens: int):
+        self.net, self.config = modeldir.load_model_dir(model_dir)
+        self.tok = tokenization.Tokenizer(os.path.join(model_dir, "tokenizer.model"))
+        self.size = self.config["vision"]["image_size"]
+        self.max_tokens = max_tokens
+        self.stop = {self.config["tokens"]["endofchunk"], self.config["tokens"]["eos"]}
+
+    def pixels(self, path: str) -> torch.Tensor:
+        im = Image.open(path).convert("RGB")
+        if im.size != (self.size, self.size):
+            im = im.resize((self.size, self.size), Image.BICUBIC)
+        return data.to_tensor(np.asarray(im)[None])[0]
+
+    @torch.no_grad()
+    def run(self, prompt: str, image_paths: list[str]):
+        vis = self.net.encode_images(torch.stack([self.pixels(p) for p in image_paths]))
+        ids = self.tok.encode(prompt, add_bos=self.config["tokens"].get("add_bos", True))
+        out = []
+        for _ in range(self.max_tokens):
+            logits = self.net(torch.tensor([ids]), vis.unsqueeze(0))[0, -1]
+            nxt = int(torch.argmax(logits))
+            if nxt in self.stop:
+                break
+            out.append(nxt)
+            ids.append(nxt)
+        return self.tok.decode(out), out
+
+
+# ----------------------------------------------------------------------------- scoring
+
+ATTRS = ("colour", "shape", "size", "position", "count")
+
+
+def score_caption(text: str, truth: list[scenes.Obj]) -> dict[str, float]:
+    """Per-attribute scores of one caption. colour/shape/size: fraction of true objects whose
+    cell holds a described object with the right value; position: the described cells are
+    exactly the true cells; count: as many objects described as there are."""
+    pred = scenes.parse_caption(text.strip()) or []
+    at = {}
+    for o in pred:
+        at.setdefault(o.cell, o)
+    res = {}
+    for a in ("colour", "shape", "size"):
+        res[a] = sum(1 for o in truth if o.cell in at and getattr(at[o.cell], a) == getattr(o, a)) / len(truth)
+    res["position"] = float(sorted(o.cell for o in pred) == sorted(o.cell for o in truth))
+    res["count"] = float(len(pred) == len(truth))
+    res["exact"] = float(text.strip() == scenes.caption_of(truth))
+    res["parsed"] = float(scenes.parse_caption(text.strip()) is not None)
+    return res
+
+
+def summarise(jobs, outputs, caps):
+    cap_scores = {a: [] for a in ATTRS + ("exact", "parsed")}
+    few = {(t, k): [] for t in QUESTION_TASKS for k in SHOTS}
+    zero_shot_caption = {t: [] for t in QUESTION_TASKS}
+    for (key, _, sc_list), (text, _) in zip(jobs, outputs):
+        task, k, i = key
+        if task == "caption":
+            for a, v in score_caption(text, caps[i].objects).items():
+                cap_scores[a].append(v)
+        else:
+            few[(task, k)].append(float(text.strip() == sc_list[-1].answer(task)))
+            if k == 0:
+                zero_shot_caption[task].append(float(scenes.parse_caption(text.strip()) is not None))
+    return {
+        "caption": {a: float(np.mean(v)) for a, v in cap_scores.items()},
+        "fewshot": {f"{t}/{k}": float(np.mean(v)) for (t, k), v in few.items()},
+        "zero_shot_answers_with_caption": {t: float(np.mean(v)) for t, v in zero_shot_caption.items()},
+    }
+
+
+def markdown(result) -> str:
+    lines = []
+    for name in ("engine", "torch"):
+        if name not in result:
+            continue
+        r = result[name]
+        c = r["caption"]
+        lines += [f"**{name}** — captions of {result['n']} held-out scenes (prompt `{result['caption_prompt']}`):", "",
+                  "| colour | shape | size | position | count | whole caption exact | parsable |",
+                  "|---|---|---|---|---|---|---|",
+                  "| " + " | ".join(f"{100 * c[a]:.1f} %" for a in ATTRS + ("exact", "parsed")) + " |", "",
+                  f"**{name}** — question tasks, exact-match accuracy by number of examples in the prompt:", "",
+                  "| task | 0 | 1 | 2 | 4 |", "|---|---|---|---|---|"]
+        for t in QUESTION_TASKS:
+            lines.append(f"| {t} | " + " | ".join(f"{100 * r['fewshot'][f'{t}/{k}']:.1f} %" for k in SHOTS) + " |")
+        z = r["zero_shot_answers_with_caption"]
+        lines += ["", "0-shot prompts answered with a caption: " +
+                  ", ".join(f"{t} {100 * z[t]:.0f} %" for t in QUESTION_TASKS), ""]
+    if "agreement" in result:
+        a = result["agreement"]
+        lines.append(f"Engine vs PyTorch greedy token ids identical: {100 * a['all']:.2f} % of "
+                     f"{a['prompts']} prompts (captions {100 * a['caption']:.2f} %, "
+                     f"questions {100 * a['questions']:.2f} %).")
+    return "\n".join(lines) + "\n"
+
+
+def find_cli(root: str) -> str | None:
+    hits = sorted(glob.glob(os.path.join(root, "build", "**", "flamingo-caption"), recursive=True))
+    hits = [h for h in hits if os.access(h, os.X_OK) and os.path.isfile(h)]
+    return hits[0] if hits else None
+
+
+def main():
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", default=os.path.join(root, "models", "demo"))
+    ap.add_argument("--cli", default=None, help="flamingo-caption binary (default: found in build/)")
+    ap.add_argument("--backend", choices=["both", "engine", "torch"], default="both")
+    ap.add_argument("-n", type=int, default=500, help="held-out scenes (and queries per task/shots)")
+    ap.add_argument("--seed", type=int, default=HELDOUT_SEED)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--report", default=None, help="write results as JSON here")
+    ap.add_argument("--markdown", default=None, help="write the tables as Markdown here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    with open(os.path.join(args.model, "config.json")) as f:
+        caption_prompt = json.load(f).get("prompt", {}).get("caption", "<image>Output:")
+    caps, qa = heldout_set(args.n, args.seed)
+    jobs = prompts(caps, qa, caption_prompt)
+    workdir = tempfile.mkdtemp(prefix="demo-eval-")
+    uniq = {id(s): s for _, _, lst in jobs for s in lst}
+    paths = save_images(list(uniq.values()), workdir)
+
+    backends = {}
+    if args.backend in ("both", "engine"):
+        cli = args.cli or find_cli(root)
+        if cli is None:
+            sys.exit("evaluate: no flamingo-caption binary found; build it or pass --cli "
+                     "(or use --backend torch)")
+        backends["engine"] = Engine(cli, args.model, args.max_tokens, args.threads)
+    if args.backend in ("both", "torch"):
+        backends["torch"] = Torch(args.model, args.max_tokens)
+
+    result = {"n": args.n, "seed": args.seed, "caption_prompt": caption_prompt}
+    outputs = {}
+    for name, be in backends.items():
+        t0 = time.time()
+        outs = [be.run(prompt, [paths[id(s)] for s in lst])
+                for _, prompt, lst in tqdm(jobs, desc=name, dynamic_ncols=True)]
+        outputs[name] = outs
+        result[name] = summarise(jobs, outs, caps)
+        result[name]["seconds"] = time.time() - t0
+    if len(outputs) == 2:
+        same = [a[1] == b[1] for a, b in zip(outputs["engine"], outputs["torch"])]
+        is_cap = [key[0] == "caption" for key, _, _ in jobs]
+        result["agreement"] = {
+            "prompts": len(same),
+            "all": float(np.mean(same)),
+            "caption": float(np.mean([s for s, c in zip(same, is_cap) if c])),
+            "questions": float(np.mean([s for s, c in zip(same, is_cap) if not c])),
+            "first_differences": [
+                {"prompt": jobs[i][1], "engine": outputs["engine"][i][0], "torch": outputs["torch"][i][0]}
+                for i in [j for j, s in enumerate(same) if not s][:10]],
+        }
+    md = markdown(result)
+    print(md)
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(result, f, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(md)
+
+
+if __name__ == "__main__":
+    main()

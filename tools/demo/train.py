@@ -1,0 +1,236 @@
+"""Trains the demo Flamingo model the Flamingo way, on this machine's CPU.
+
+  1. a sentencepiece tokenizer on the scene text;
+  2. a small LLaMA on text only: the same interleaved sequences with the images left out
+     (`<image>red<|endofchunk|><image>blue<|endofchunk|>`), so it learns the answer formats
+     and infers the task from earlier answers; then it is frozen;
+  3. NFNet + Perceiver resampler + gated cross-attention blocks (gates start at 0) on
+     interleaved image/text sequences of 1..K pairs sharing one task.
+
+Seeded and reproducible (one process, deterministic CPU kernels). Writes to --out:
+tokenizer.model, checkpoint.pt (weights + config), losses.json and a loss-curve PNG.
+
+  /usr/bin/python3 tools/demo/train.py --out build/demo-train
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+import model as M  # noqa: E402
+import scenes  # noqa: E402
+import tokenization  # noqa: E402
+
+# Caption dominates the mix: it is the hardest task, and it must be the most likely reading
+# of a lone "<image>" so that the default caption prompt captions.
+TASK_WEIGHTS = {"caption": 0.55, "colour": 0.15, "shape": 0.15, "count": 0.15}
+MAX_PAIRS = {"caption": 4, "colour": 5, "shape": 5, "count": 5}
+
+
+def lr_at(step, total, peak, warmup):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def loss_fn(logits, targets):
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=-100)
+
+
+def train_lm(lm, seqs: data.Sequences, args, log):
+    opt = torch.optim.AdamW(lm.parameters(), lr=args.lm_lr, weight_decay=0.01)
+    rng = random.Random(f"{args.seed}/lm")
+    tasks, weights = zip(*TASK_WEIGHTS.items())
+    bar = tqdm(range(args.lm_steps), desc="LM (text only)", dynamic_ncols=True)
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.lm_steps, args.lm_lr, 30)
+        task = rng.choices(tasks, weights)[0]
+        ids, targets, _, _ = seqs.batch(rng, task, args.lm_batch, with_images=False)
+        loss = loss_fn(lm(ids), targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
+        opt.step()
+        log.append({"phase": "lm", "step": step, "task": task, "loss": loss.item()})
+        bar.set_postfix(loss=f"{loss.item():.3f}", task=task)
+
+
+def train_vlm(net: M.Flamingo, seqs: data.Sequences, args, log):
+    params = [p for n, p in net.named_parameters() if not n.startswith("lm.")]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    rng = random.Random(f"{args.seed}/vlm")
+    tasks, weights = zip(*TASK_WEIGHTS.items())
+    bar = tqdm(range(args.steps), desc="vision + xattn", dynamic_ncols=True)
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+        task = rng.choices(tasks, weights)[0]
+        size = args.batch if task == "caption" else args.qa_batch
+        ids, targets, pixels, counts = seqs.batch(rng, task, size)
+        vis = net.encode_images(pixels)
+        logits = net(ids, data.scatter_media(vis, counts))
+        loss = loss_fn(logits, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        log.append({"phase": "vlm", "step": step, "task": task, "loss": loss.item()})
+        bar.set_postfix(loss=f"{loss.item():.3f}", task=task)
+
+
+def plot(log, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, phase, title in ((axes[0], "lm", "1. LLaMA on text only"),
+                             (axes[1], "vlm", "2. NFNet + resampler + gated xattn (LM frozen)")):
+        for task in TASK_WEIGHTS:
+            pts = [(r["step"], r["loss"]) for r in log if r["phase"] == phase and r["task"] == task]
+            if not pts:
+                continue
+            x, y = np.array(pts).T
+            k = max(1, len(y) // 40)
+            ys = np.convolve(y, np.ones(k) / k, mode="valid")
+            ax.plot(x[k - 1:], ys, label=task)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cross-entropy (moving average)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+@torch.no_grad()
+def greedy(net: M.Flamingo, tok, prompt_ids: list[int], vis: torch.Tensor, max_new: int = 64):
+    """Greedy continuation; stops at <|endofchunk|> or </s> (not returned)."""
+    ids = list(prompt_ids)
+    out = []
+    media = vis.unsqueeze(0)
+    for _ in range(max_new):
+        logits = net(torch.tensor([ids]), media)[0, -1]
+        nxt = int(torch.argmax(logits))
+        if nxt in (tok.eoc, tok.eos):
+            break
+        out.append(nxt)
+        ids.append(nxt)
+    return out
+
+
+def quick_eval(net, tok, n, seed):
+    """Accuracy of a few held-out answers in PyTorch, as a sanity check after training."""
+    net.eval()
+    rng = random.Random(f"quick-eval/{seed}")
+    res = {}
+    for task in ("caption", "colour", "shape", "count"):
+        ok = 0
+        for _ in range(n):
+            shots = [scenes.sample_scene(rng, task) for _ in range(3 if task != "caption" else 1)]
+            prompt = "".join(f"<image>{s.answer(task)}<|endofchunk|>" for s in shots[:-1])
+            prompt += "<image>"
+            pix = data.to_tensor(np.stack([np.asarray(scenes.render(s)) for s in shots]))
+            vis = net.encode_images(pix)
+            got = tok.decode(greedy(net, tok, tok.encode(prompt), vis)).strip()
+            ok += got == shots[-1].answer(task)
+        res[task] = ok / n
+    net.train()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--render-procs", type=int, default=1)
+    ap.add_argument("--caption-pool", type=int, default=24000)
+    ap.add_argument("--qa-pool", type=int, default=12000)
+    ap.add_argument("--lm-steps", type=int, default=400)
+    ap.add_argument("--lm-batch", type=int, default=32)
+    ap.add_argument("--lm-lr", type=float, default=3e-3)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=16, help="caption sequences per batch")
+    ap.add_argument("--qa-batch", type=int, default=24, help="question sequences per batch")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--quick-eval", type=int, default=50)
+    ap.add_argument("--plot", default=None, help="loss-curve PNG (default OUT/loss.png)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+    os.makedirs(args.out, exist_ok=True)
+    t0, c0 = time.time(), time.process_time()
+    timings = {}
+
+    tok_path = os.path.join(args.out, "tokenizer.model")
+    tokenization.train_tokenizer(tok_path, args.seed)
+    tok = tokenization.Tokenizer(tok_path)
+
+    pools = {}
+    for name, n in (("caption", args.caption_pool), ("qa", args.qa_pool)):
+        pools[name] = data.load_or_render_pool(
+            os.path.join(args.out, "cache"), args.seed, name, n, args.render_procs,
+            lambda it, **kw: tqdm(it, desc=f"render {name} pool", dynamic_ncols=True, **kw))
+    timings["data_s"] = time.time() - t0
+    seqs = data.Sequences(tok, pools, MAX_PAIRS)
+
+    cfg = M.DemoCfg()
+    cfg.lm.vocab_size = len(tok)
+    net = M.Flamingo(cfg, tok.image)
+    log = []
+    t1 = time.time()
+    train_lm(net.lm, seqs, args, log)
+    timings["lm_s"] = time.time() - t1
+    for p in net.lm.parameters():
+        p.requires_grad_(False)
+
+    t2 = time.time()
+    train_vlm(net, seqs, args, log)
+    timings["vlm_s"] = time.time() - t2
+    timings["total_s"] = time.time() - t0
+    timings["total_cpu_s"] = time.process_time() - c0
+
+    torch.save({"cfg": asdict(cfg), "state_dict": net.state_dict(),
+                "tokens": {"bos": tok.bos, "eos": tok.eos, "pad": tok.pad, "image": tok.image,
+                           "endofchunk": tok.eoc},
+                "args": vars(args), "timings": timings},
+               os.path.join(args.out, "checkpoint.pt"))
+    with open(os.path.join(args.out, "losses.json"), "w") as f:
+        json.dump({"timings": timings, "log": log}, f)
+    plot(log, args.plot or os.path.join(args.out, "loss.png"))
+    gates = {f"xattn.{j}": (round(float(torch.tanh(b.attn_gate)), 3),
+                            round(float(torch.tanh(b.ff_gate)), 3))
+             for j, b in enumerate(net.xattn)}
+    print("timings (s):", {k: round(v, 1) for k, v in timings.items()})
+    print("tanh(gates) attn, ff:", gates)
+    if args.quick_eval:
+        print("quick held-out accuracy (PyTorch, 2-shot for questions):",
+              quick_eval(net, tok, args.quick_eval, args.seed))
+
+
+if __name__ == "__main__":
+    main()
