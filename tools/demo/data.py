@@ -87,8 +87,9 @@ class Sequences:
         pool = POOL_OF_TASK[task]
         images, facts = self.pools[pool]
         seqs, idxs = [], []
+        # One pair count per batch keeps the rows of similar length (little padding).
+        k = rng.randint(1, self.max_pairs[task])
         for _ in range(size):
-            k = rng.randint(1, self.max_pairs[task])
             chosen = [rng.randrange(len(facts)) for _ in range(k)]
             ids = [self.tok.bos]
             for c in chosen:

@@ -78,6 +78,9 @@ def prompts(caps, qa, caption_prompt: str):
 class Engine:
     def __init__(self, cli: str, model: str, max_tokens: int, threads: int):
         self.cli, self.model, self.max_tokens, self.threads = cli, model, max_tokens, threads
+        with open(os.path.join(model, "config.json")) as f:
+            tokens = json.load(f)["tokens"]
+        self.stop = {tokens["endofchunk"], tokens["eos"]}
 
     def run(self, prompt: str, image_paths: list[str]):
         cmd = [self.cli, "-m", self.model, "-p", prompt, "-n", str(self.max_tokens),
@@ -89,6 +92,9 @@ class Engine:
             raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()[-500:]}")
         out = json.loads(r.stdout)
         ids = [t["id"] if isinstance(t, dict) else int(t) for t in out["tokens"]]
+        # The engine lists the stop token it generated; the PyTorch side does not.
+        if ids and ids[-1] in self.stop:
+            ids = ids[:-1]
         return out["text"], ids
 
 
@@ -99,6 +105,7 @@ class Torch:
         self.size = self.config["vision"]["image_size"]
         self.max_tokens = max_tokens
         self.stop = {self.config["tokens"]["endofchunk"], self.config["tokens"]["eos"]}
+        self.image_id = self.config["tokens"]["image"]
 
     def pixels(self, path: str) -> torch.Tensor:
         im = Image.open(path).convert("RGB")
@@ -108,17 +115,43 @@ class Torch:
 
     @torch.no_grad()
     def run(self, prompt: str, image_paths: list[str]):
-        vis = self.net.encode_images(torch.stack([self.pixels(p) for p in image_paths]))
-        ids = self.tok.encode(prompt, add_bos=self.config["tokens"].get("add_bos", True))
-        out = []
+        return self.run_batch([(prompt, image_paths)])[0]
+
+    @torch.no_grad()
+    def run_batch(self, items):
+        """Greedy decoding of several prompts at once. Rows are right-padded; causal attention
+        keeps every row's real tokens independent of the padding after them, and each row
+        reads its logits at its own last token."""
+        n_img = [len(paths) for _, paths in items]
+        vis = self.net.encode_images(torch.stack([self.pixels(p) for _, paths in items for p in paths]))
+        media = data.scatter_media(vis, n_img)
+        add_bos = self.config["tokens"].get("add_bos", True)
+        rows = [self.tok.encode(prompt, add_bos=add_bos) for prompt, _ in items]
+        lens = [len(r) for r in rows]
+        buf = torch.full((len(rows), max(lens) + self.max_tokens), self.tok.pad, dtype=torch.long)
+        for i, r in enumerate(rows):
+            buf[i, :len(r)] = torch.tensor(r)
+        outs = [[] for _ in rows]
+        live = list(range(len(rows)))
         for _ in range(self.max_tokens):
-            logits = self.net(torch.tensor([ids]), vis.unsqueeze(0))[0, -1]
-            nxt = int(torch.argmax(logits))
-            if nxt in self.stop:
+            if not live:
                 break
-            out.append(nxt)
-            ids.append(nxt)
-        return self.tok.decode(out), out
+            width = max(lens[i] for i in live)
+            idx = torch.tensor(live)
+            logits = self.net(buf[idx, :width], media[idx])
+            # As the engine: a media marker is never generated (no image would back it).
+            logits[..., self.image_id] = -float("inf")
+            nxt = logits[torch.arange(len(live)), torch.tensor([lens[i] - 1 for i in live])].argmax(-1)
+            still = []
+            for i, t in zip(live, nxt.tolist()):
+                if t in self.stop:
+                    continue
+                outs[i].append(t)
+                buf[i, lens[i]] = t
+                lens[i] += 1
+                still.append(i)
+            live = still
+        return [(self.tok.decode(o), o) for o in outs]
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -206,6 +239,7 @@ def main():
     ap.add_argument("--seed", type=int, default=HELDOUT_SEED)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=50, help="prompts per PyTorch batch")
     ap.add_argument("--report", default=None, help="write results as JSON here")
     ap.add_argument("--markdown", default=None, help="write the tables as Markdown here")
     args = ap.parse_args()
@@ -233,8 +267,13 @@ def main():
     outputs = {}
     for name, be in backends.items():
         t0 = time.time()
-        outs = [be.run(prompt, [paths[id(s)] for s in lst])
-                for _, prompt, lst in tqdm(jobs, desc=name, dynamic_ncols=True)]
+        items = [(prompt, [paths[id(s)] for s in lst]) for _, prompt, lst in jobs]
+        if isinstance(be, Torch):
+            outs = []
+            for b in tqdm(range(0, len(items), args.batch), desc=name, dynamic_ncols=True):
+                outs += be.run_batch(items[b:b + args.batch])
+        else:
+            outs = [be.run(*it) for it in tqdm(items, desc=name, dynamic_ncols=True)]
         outputs[name] = outs
         result[name] = summarise(jobs, outs, caps)
         result[name]["seconds"] = time.time() - t0

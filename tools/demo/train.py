@@ -37,7 +37,9 @@ import tokenization  # noqa: E402
 
 # Caption dominates the mix: it is the hardest task, and it must be the most likely reading
 # of a lone "<image>" so that the default caption prompt captions.
-TASK_WEIGHTS = {"caption": 0.55, "colour": 0.15, "shape": 0.15, "count": 0.15}
+TASK_WEIGHTS = {"caption": 0.6, "colour": 0.4 / 3, "shape": 0.4 / 3, "count": 0.4 / 3}
+# The text-only LM sees every task equally often: question sequences are short and cheap.
+LM_TASK_WEIGHTS = {"caption": 0.25, "colour": 0.25, "shape": 0.25, "count": 0.25}
 MAX_PAIRS = {"caption": 4, "colour": 5, "shape": 5, "count": 5}
 
 
@@ -56,7 +58,7 @@ def loss_fn(logits, targets):
 def train_lm(lm, seqs: data.Sequences, args, log):
     opt = torch.optim.AdamW(lm.parameters(), lr=args.lm_lr, weight_decay=0.01)
     rng = random.Random(f"{args.seed}/lm")
-    tasks, weights = zip(*TASK_WEIGHTS.items())
+    tasks, weights = zip(*LM_TASK_WEIGHTS.items())
     bar = tqdm(range(args.lm_steps), desc="LM (text only)", dynamic_ncols=True)
     for step in bar:
         for g in opt.param_groups:
@@ -72,18 +74,25 @@ def train_lm(lm, seqs: data.Sequences, args, log):
         bar.set_postfix(loss=f"{loss.item():.3f}", task=task)
 
 
-def train_vlm(net: M.Flamingo, seqs: data.Sequences, args, log):
-    params = [p for n, p in net.named_parameters() if not n.startswith("lm.")]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+def train_vlm(net: M.Flamingo, seqs: data.Sequences, args, log, save_fn=None):
+    named = [(n, p) for n, p in net.named_parameters() if not n.startswith("lm.")]
+    params = [p for _, p in named]
+    gates = [p for n, p in named if n.endswith("_gate")]
+    decay = [p for n, p in named if p.ndim >= 2]
+    no_decay = [p for n, p in named if p.ndim < 2 and not n.endswith("_gate")]
+    # The gates start at 0 and hold back every gradient into the blocks until they open, so
+    # they get a larger step; tanh keeps them bounded.
+    groups = [{"params": decay, "weight_decay": 0.01, "mult": 1.0},
+              {"params": no_decay, "weight_decay": 0.0, "mult": 1.0},
+              {"params": gates, "weight_decay": 0.0, "mult": args.gate_lr_mult}]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98))
     rng = random.Random(f"{args.seed}/vlm")
     tasks, weights = zip(*TASK_WEIGHTS.items())
     bar = tqdm(range(args.steps), desc="vision + xattn", dynamic_ncols=True)
+    ema = {}
     for step in bar:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup) * g["mult"]
         task = rng.choices(tasks, weights)[0]
         size = args.batch if task == "caption" else args.qa_batch
         ids, targets, pixels, counts = seqs.batch(rng, task, size)
@@ -95,7 +104,10 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, args, log):
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         log.append({"phase": "vlm", "step": step, "task": task, "loss": loss.item()})
-        bar.set_postfix(loss=f"{loss.item():.3f}", task=task)
+        ema[task] = loss.item() if task not in ema else 0.9 * ema[task] + 0.1 * loss.item()
+        bar.set_postfix({t[:3]: f"{v:.3f}" for t, v in ema.items()})
+        if save_fn is not None and (step + 1) % args.save_every == 0:
+            save_fn(step + 1)
 
 
 def plot(log, path):
@@ -131,6 +143,7 @@ def greedy(net: M.Flamingo, tok, prompt_ids: list[int], vis: torch.Tensor, max_n
     media = vis.unsqueeze(0)
     for _ in range(max_new):
         logits = net(torch.tensor([ids]), media)[0, -1]
+        logits[tok.image] = -float("inf")          # the engine never generates a marker
         nxt = int(torch.argmax(logits))
         if nxt in (tok.eoc, tok.eos):
             break
@@ -165,16 +178,20 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--render-procs", type=int, default=1)
-    ap.add_argument("--caption-pool", type=int, default=24000)
-    ap.add_argument("--qa-pool", type=int, default=12000)
-    ap.add_argument("--lm-steps", type=int, default=400)
-    ap.add_argument("--lm-batch", type=int, default=32)
+    ap.add_argument("--caption-pool", type=int, default=16000)
+    ap.add_argument("--qa-pool", type=int, default=8000)
+    ap.add_argument("--lm-steps", type=int, default=200)
+    ap.add_argument("--lm-batch", type=int, default=16)
     ap.add_argument("--lm-lr", type=float, default=3e-3)
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--reuse-lm", action="store_true",
+                    help="load OUT/lm.pt from an earlier run instead of training the LM")
+    ap.add_argument("--steps", type=int, default=900)
     ap.add_argument("--batch", type=int, default=16, help="caption sequences per batch")
-    ap.add_argument("--qa-batch", type=int, default=24, help="question sequences per batch")
+    ap.add_argument("--qa-batch", type=int, default=16, help="question sequences per batch")
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--gate-lr-mult", type=float, default=5.0)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--save-every", type=int, default=100, help="checkpoint every N steps")
     ap.add_argument("--quick-eval", type=int, default=50)
     ap.add_argument("--plot", default=None, help="loss-curve PNG (default OUT/loss.png)")
     args = ap.parse_args()
@@ -203,22 +220,34 @@ def main():
     net = M.Flamingo(cfg, tok.image)
     log = []
     t1 = time.time()
-    train_lm(net.lm, seqs, args, log)
+    lm_path = os.path.join(args.out, "lm.pt")
+    if args.reuse_lm and os.path.exists(lm_path):
+        saved = torch.load(lm_path)
+        net.lm.load_state_dict(saved["state_dict"])
+        log += saved["log"]
+        print(f"reusing the text-only LM of {lm_path}")
+    else:
+        train_lm(net.lm, seqs, args, log)
+        torch.save({"state_dict": net.lm.state_dict(), "log": list(log)}, lm_path)
     timings["lm_s"] = time.time() - t1
     for p in net.lm.parameters():
         p.requires_grad_(False)
 
+    def save(step):
+        torch.save({"cfg": asdict(cfg), "state_dict": net.state_dict(),
+                    "tokens": {"bos": tok.bos, "eos": tok.eos, "pad": tok.pad, "image": tok.image,
+                               "endofchunk": tok.eoc},
+                    "args": vars(args), "timings": timings, "step": step},
+                   os.path.join(args.out, "checkpoint.pt"))
+        with open(os.path.join(args.out, "losses.json"), "w") as f:
+            json.dump({"timings": timings, "log": log}, f)
+
     t2 = time.time()
-    train_vlm(net, seqs, args, log)
+    train_vlm(net, seqs, args, log, save)
     timings["vlm_s"] = time.time() - t2
     timings["total_s"] = time.time() - t0
     timings["total_cpu_s"] = time.process_time() - c0
-
-    torch.save({"cfg": asdict(cfg), "state_dict": net.state_dict(),
-                "tokens": {"bos": tok.bos, "eos": tok.eos, "pad": tok.pad, "image": tok.image,
-                           "endofchunk": tok.eoc},
-                "args": vars(args), "timings": timings},
-               os.path.join(args.out, "checkpoint.pt"))
+    save(args.steps)
     with open(os.path.join(args.out, "losses.json"), "w") as f:
         json.dump({"timings": timings, "log": log}, f)
     plot(log, args.plot or os.path.join(args.out, "loss.png"))
