@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -42,11 +43,11 @@ HELDOUT_SEED = 20261128        # training draws scenes from "{seed}/{pool}/{i}" 
 
 # ----------------------------------------------------------------------------- data
 
-def heldout_set(n: int, seed: int):
-    """n caption scenes, and per question task n queries with 4 example scenes each."""
+def heldout_set(n: int, n_fewshot: int, seed: int):
+    """n caption scenes, and per question task n_fewshot queries with 4 example scenes each."""
     rng = random.Random(f"heldout/{seed}")
     caps = [scenes.sample_scene(rng, "caption") for _ in range(n)]
-    qa = {t: [[scenes.sample_scene(rng, t) for _ in range(max(SHOTS) + 1)] for _ in range(n)]
+    qa = {t: [[scenes.sample_scene(rng, t) for _ in range(max(SHOTS) + 1)] for _ in range(n_fewshot)]
           for t in QUESTION_TASKS}
     return caps, qa
 
@@ -82,20 +83,36 @@ class Engine:
             tokens = json.load(f)["tokens"]
         self.stop = {tokens["endofchunk"], tokens["eos"]}
 
-    def run(self, prompt: str, image_paths: list[str]):
-        cmd = [self.cli, "-m", self.model, "-p", prompt, "-n", str(self.max_tokens),
-               "--temp", "0", "--json", "-t", str(self.threads)]
-        for p in image_paths:
-            cmd += ["--image", p]
+    def _call(self, args: list[str]):
+        cmd = [self.cli, "-m", self.model, "-n", str(self.max_tokens), "--temp", "0", "--json",
+               "-t", str(self.threads)] + args
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()[-500:]}")
-        out = json.loads(r.stdout)
-        ids = [t["id"] if isinstance(t, dict) else int(t) for t in out["tokens"]]
-        # The engine lists the stop token it generated; the PyTorch side does not.
-        if ids and ids[-1] in self.stop:
-            ids = ids[:-1]
-        return out["text"], ids
+            raise RuntimeError(f"{' '.join(cmd)[:300]} exited {r.returncode}: {r.stderr.strip()[-500:]}")
+        results = []
+        for line in r.stdout.splitlines():
+            if not line.strip():
+                continue
+            out = json.loads(line)
+            ids = [t["id"] if isinstance(t, dict) else int(t) for t in out["tokens"]]
+            # The engine lists the stop token it generated; the PyTorch side does not.
+            if ids and ids[-1] in self.stop:
+                ids = ids[:-1]
+            results.append((out["text"], ids))
+        return results
+
+    def run(self, prompt: str, image_paths: list[str]):
+        args = ["-p", prompt]
+        for p in image_paths:
+            args += ["--image", p]
+        return self._call(args)[0]
+
+    def caption_many(self, image_paths: list[str]):
+        """Default-prompt captions of several images in one process (the CLI's IMAGE... form)."""
+        out = self._call(list(image_paths))
+        if len(out) != len(image_paths):
+            raise RuntimeError(f"engine printed {len(out)} results for {len(image_paths)} images")
+        return out
 
 
 class Torch:
@@ -208,7 +225,8 @@ def markdown(result) -> str:
                   "| colour | shape | size | position | count | whole caption exact | parsable |",
                   "|---|---|---|---|---|---|---|",
                   "| " + " | ".join(f"{100 * c[a]:.1f} %" for a in ATTRS + ("exact", "parsed")) + " |", "",
-                  f"**{name}** — question tasks, exact-match accuracy by number of examples in the prompt:", "",
+                  f"**{name}** — question tasks ({result['n_fewshot']} held-out queries each), exact-match "
+                  "accuracy by number of examples in the prompt:", "",
                   "| task | 0 | 1 | 2 | 4 |", "|---|---|---|---|---|"]
         for t in QUESTION_TASKS:
             lines.append(f"| {t} | " + " | ".join(f"{100 * r['fewshot'][f'{t}/{k}']:.1f} %" for k in SHOTS) + " |")
@@ -235,7 +253,10 @@ def main():
     ap.add_argument("--model", default=os.path.join(root, "models", "demo"))
     ap.add_argument("--cli", default=None, help="flamingo-caption binary (default: found in build/)")
     ap.add_argument("--backend", choices=["both", "engine", "torch"], default="both")
-    ap.add_argument("-n", type=int, default=500, help="held-out scenes (and queries per task/shots)")
+    ap.add_argument("-n", type=int, default=500, help="held-out scenes to caption")
+    ap.add_argument("--n-fewshot", type=int, default=200,
+                    help="held-out queries per question task (each asked with 0, 1, 2, 4 examples)")
+    ap.add_argument("--jobs", type=int, default=2, help="engine processes at a time")
     ap.add_argument("--seed", type=int, default=HELDOUT_SEED)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
@@ -247,7 +268,7 @@ def main():
 
     with open(os.path.join(args.model, "config.json")) as f:
         caption_prompt = json.load(f).get("prompt", {}).get("caption", "<image>Output:")
-    caps, qa = heldout_set(args.n, args.seed)
+    caps, qa = heldout_set(args.n, args.n_fewshot, args.seed)
     jobs = prompts(caps, qa, caption_prompt)
     workdir = tempfile.mkdtemp(prefix="demo-eval-")
     uniq = {id(s): s for _, _, lst in jobs for s in lst}
@@ -263,7 +284,8 @@ def main():
     if args.backend in ("both", "torch"):
         backends["torch"] = Torch(args.model, args.max_tokens)
 
-    result = {"n": args.n, "seed": args.seed, "caption_prompt": caption_prompt}
+    result = {"n": args.n, "n_fewshot": args.n_fewshot, "seed": args.seed,
+              "caption_prompt": caption_prompt}
     outputs = {}
     for name, be in backends.items():
         t0 = time.time()
@@ -273,7 +295,19 @@ def main():
             for b in tqdm(range(0, len(items), args.batch), desc=name, dynamic_ncols=True):
                 outs += be.run_batch(items[b:b + args.batch])
         else:
-            outs = [be.run(*it) for it in tqdm(items, desc=name, dynamic_ncols=True)]
+            # Captions use the default prompt: many images per process. Question prompts
+            # need one process each; --jobs of them run at a time.
+            n_cap = sum(1 for key, _, _ in jobs if key[0] == "caption")
+            if any(key[0] == "caption" for key, _, _ in jobs[n_cap:]) or \
+                    any(p != caption_prompt for p, _ in items[:n_cap]):
+                raise RuntimeError("internal: caption jobs must come first with the default prompt")
+            outs = []
+            for b in tqdm(range(0, n_cap, 50), desc=f"{name} captions", dynamic_ncols=True):
+                outs += be.caption_many([paths_[0] for _, paths_ in items[b:min(n_cap, b + 50)]])
+            with ThreadPoolExecutor(args.jobs) as pool:
+                outs += list(tqdm(pool.map(lambda it: be.run(*it), items[n_cap:]),
+                                  total=len(items) - n_cap, desc=f"{name} questions",
+                                  dynamic_ncols=True))
         outputs[name] = outs
         result[name] = summarise(jobs, outs, caps)
         result[name]["seconds"] = time.time() - t0

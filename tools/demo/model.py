@@ -248,7 +248,9 @@ class ResamplerLayer(nn.Module):
 class Resampler(nn.Module):
     def __init__(self, cfg: ResamplerCfg):
         super().__init__()
-        self.latents = nn.Parameter(torch.randn(cfg.num_latents, cfg.dim))
+        # Small latents: the residual stream of the latents is then dominated from the start by
+        # what they read from the image (the output LayerNorm removes the scale anyway).
+        self.latents = nn.Parameter(torch.randn(cfg.num_latents, cfg.dim) * 0.02)
         self.layers = nn.ModuleList(ResamplerLayer(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
 

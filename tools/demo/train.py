@@ -38,8 +38,11 @@ import tokenization  # noqa: E402
 # Caption dominates the mix: it is the hardest task, and it must be the most likely reading
 # of a lone "<image>" so that the default caption prompt captions.
 TASK_WEIGHTS = {"caption": 0.6, "colour": 0.4 / 3, "shape": 0.4 / 3, "count": 0.4 / 3}
-# The text-only LM sees every task equally often: question sequences are short and cheap.
-LM_TASK_WEIGHTS = {"caption": 0.25, "colour": 0.25, "shape": 0.25, "count": 0.25}
+# The text-only LM: captions are the most likely reading of a lone first "<image>" (the
+# default caption prompt must caption), question sequences are short and cheap. Caption
+# sequences have at most 2 pairs here, enough to learn that the task carries over.
+LM_TASK_WEIGHTS = {"caption": 0.4, "colour": 0.2, "shape": 0.2, "count": 0.2}
+LM_MAX_PAIRS = {"caption": 2, "colour": 5, "shape": 5, "count": 5}
 MAX_PAIRS = {"caption": 4, "colour": 5, "shape": 5, "count": 5}
 
 
@@ -64,7 +67,8 @@ def train_lm(lm, seqs: data.Sequences, args, log):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.lm_steps, args.lm_lr, 30)
         task = rng.choices(tasks, weights)[0]
-        ids, targets, _, _ = seqs.batch(rng, task, args.lm_batch, with_images=False)
+        ids, targets, _, _ = seqs.batch(rng, task, args.lm_batch, with_images=False,
+                                        max_pairs=LM_MAX_PAIRS[task])
         loss = loss_fn(lm(ids), targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -180,17 +184,17 @@ def main():
     ap.add_argument("--render-procs", type=int, default=1)
     ap.add_argument("--caption-pool", type=int, default=16000)
     ap.add_argument("--qa-pool", type=int, default=8000)
-    ap.add_argument("--lm-steps", type=int, default=200)
+    ap.add_argument("--lm-steps", type=int, default=500)
     ap.add_argument("--lm-batch", type=int, default=16)
     ap.add_argument("--lm-lr", type=float, default=3e-3)
     ap.add_argument("--reuse-lm", action="store_true",
                     help="load OUT/lm.pt from an earlier run instead of training the LM")
-    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--batch", type=int, default=16, help="caption sequences per batch")
     ap.add_argument("--qa-batch", type=int, default=16, help="question sequences per batch")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--gate-lr-mult", type=float, default=5.0)
-    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--save-every", type=int, default=100, help="checkpoint every N steps")
     ap.add_argument("--quick-eval", type=int, default=50)
     ap.add_argument("--plot", default=None, help="loss-curve PNG (default OUT/loss.png)")
