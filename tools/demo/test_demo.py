@@ -1,0 +1,122 @@
+"""Self-tests of the demo tools: scene text grammar, deterministic rendering, the training
+model against the peers' reference modules, and the shipped model against its examples.
+
+  .venv/bin/python tools/demo/test_demo.py      (registered with ctest when .venv exists)
+"""
+
+import csv
+import os
+import random
+import sys
+import unittest
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import data  # noqa: E402
+import export  # noqa: E402
+import model as M  # noqa: E402
+import modeldir  # noqa: E402
+import scenes  # noqa: E402
+import tokenization  # noqa: E402
+
+DEMO = os.path.join(ROOT, "models", "demo")
+
+
+class SceneText(unittest.TestCase):
+    def test_caption_parses_back_to_the_objects(self):
+        rng = random.Random("test/parse")
+        for _ in range(2000):
+            sc = scenes.sample_scene(rng, rng.choice(scenes.TASKS))
+            got = scenes.parse_caption(sc.caption())
+            self.assertEqual(sorted(got, key=lambda o: o.cell), sorted(sc.objects, key=lambda o: o.cell))
+
+    def test_repeats_are_counted(self):
+        objs = [scenes.Obj("square", "green", "small", c) for c in (0, 4)]
+        objs.append(scenes.Obj("circle", "red", "large", 2))
+        self.assertEqual(scenes.caption_of(objs),
+                         "two small green squares in the top left and center, "
+                         "a large red circle in the top right")
+
+    def test_parse_rejects_text_outside_the_grammar(self):
+        for bad in ("", "red", "a large red circle", "a huge red circle in the center",
+                    "two small green squares in the center", "a large red circle in the middle"):
+            self.assertIsNone(scenes.parse_caption(bad), bad)
+
+    def test_question_answers(self):
+        rng = random.Random("test/answers")
+        for task in ("colour", "shape"):
+            for _ in range(200):
+                sc = scenes.sample_scene(rng, task)
+                large = [o for o in sc.objects if o.size == "large"]
+                self.assertEqual(len(large), 1)
+                self.assertIn(sc.answer(task), scenes.COLOURS if task == "colour" else scenes.SHAPES)
+        sc = scenes.sample_scene(rng, "count")
+        self.assertEqual(sc.answer("count"), scenes.NUMBERS[len(sc.objects)])
+
+    def test_rendering_is_deterministic(self):
+        a = data.render_pool(9, "caption", 6)[0]
+        b = data.render_pool(9, "caption", 6)[0]
+        self.assertTrue(np.array_equal(a, b))
+        self.assertEqual(a.shape, (6, scenes.IMAGE_SIZE, scenes.IMAGE_SIZE, 3))
+        self.assertFalse(np.array_equal(a[0], a[1]))
+
+
+def _reference_available():
+    try:
+        import reference.flamingo_ref  # noqa: F401
+        return True
+    except Exception:  # noqa: BLE001 - timm/transformers/open_flamingo missing outside the venv
+        return False
+
+
+@unittest.skipUnless(_reference_available(), "needs the tools venv (tools/setup_venv.sh)")
+class TrainingModelMatchesPeers(unittest.TestCase):
+    def test_same_logits_as_the_reference_with_random_weights(self):
+        torch.manual_seed(0)
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            tokenization.train_tokenizer(os.path.join(d, "t.model"), seed=5, lines=2000)
+            tok = tokenization.Tokenizer(os.path.join(d, "t.model"))
+        cfg = M.DemoCfg()
+        cfg.lm.vocab_size = len(tok)
+        net = M.Flamingo(cfg, tok.image)
+        with torch.no_grad():            # open the gates and residual branches: all paths count
+            for n, p in net.named_parameters():
+                if n.endswith("_gate"):
+                    p.uniform_(0.3, 1.0)
+                elif n.endswith("skipinit_gain"):
+                    p.uniform_(0.3, 1.0)
+        net.eval()
+        tokens = {"bos": tok.bos, "eos": tok.eos, "pad": tok.pad, "image": tok.image,
+                  "endofchunk": tok.eoc}
+        export.build_and_check_reference(net, cfg, export.engine_config(cfg, tokens), tok)
+
+
+@unittest.skipUnless(os.path.exists(os.path.join(DEMO, "config.json")), "no models/demo")
+class ShippedModel(unittest.TestCase):
+    def test_examples_are_captioned_as_listed(self):
+        net, config = modeldir.load_model_dir(DEMO)
+        tok = tokenization.Tokenizer(os.path.join(DEMO, "tokenizer.model"))
+        from PIL import Image
+        with open(os.path.join(DEMO, "examples", "captions.tsv")) as f:
+            rows = list(csv.reader(f, delimiter="\t"))
+        self.assertGreaterEqual(len(rows), 4)
+        for name, caption in rows:
+            im = Image.open(os.path.join(DEMO, "examples", name)).convert("RGB")
+            self.assertEqual(im.size, (config["vision"]["image_size"],) * 2)
+            pix = data.to_tensor(np.asarray(im)[None])
+            self.assertEqual(export.greedy(net, tok, config["prompt"]["caption"], pix), caption, name)
+
+    def test_size_budget(self):
+        total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(DEMO) for f in fs)
+        self.assertLessEqual(total, 25 * 1000 * 1000)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    unittest.main(verbosity=2)
