@@ -78,15 +78,46 @@ def train_lm(lm, seqs: data.Sequences, args, log):
         bar.set_postfix(loss=f"{loss.item():.3f}", task=task)
 
 
+@torch.no_grad()
+def residual_rms(net: M.Flamingo, seqs: data.Sequences) -> float:
+    """RMS of the frozen LM's residual stream where the gated blocks sit (text-only batch)."""
+    rng = random.Random("residual-rms")
+    ids, _, _, _ = seqs.batch(rng, "caption", 16, with_images=False)
+    keep = ids != seqs.tok.pad
+    seen = []
+
+    def probe(i, h):
+        if i in net.xattn_layers:
+            seen.append(float(h[keep].pow(2).mean().sqrt()))
+        return h
+
+    net.lm(ids, probe)
+    return float(np.mean(seen))
+
+
 def train_vlm(net: M.Flamingo, seqs: data.Sequences, args, log, save_fn=None):
+    # The frozen LM's residual stream is large (RMS ~20 after its first layer), so a block's
+    # output must be as large to matter at all. The output projections of the blocks start
+    # at that scale and learn at a proportionally larger rate, which is the same as training
+    # weights of the usual scale behind a fixed x`scale` (folded into the exported weights).
+    scale = residual_rms(net, seqs)
+    out_proj = {f"xattn.{j}.{w}" for j in range(len(net.xattn))
+                for w in ("attn.o_proj.weight", "mlp.down_proj.weight")}
+    with torch.no_grad():
+        for n, p in net.named_parameters():
+            if n in out_proj:
+                p.mul_(scale)
+    print(f"LM residual RMS at the gated blocks: {scale:.2f}")
     named = [(n, p) for n, p in net.named_parameters() if not n.startswith("lm.")]
     params = [p for _, p in named]
     gates = [p for n, p in named if n.endswith("_gate")]
-    decay = [p for n, p in named if p.ndim >= 2]
+    big = [p for n, p in named if n in out_proj]
+    decay = [p for n, p in named if p.ndim >= 2 and n not in out_proj]
     no_decay = [p for n, p in named if p.ndim < 2 and not n.endswith("_gate")]
     # The gates start at 0 and hold back every gradient into the blocks until they open, so
     # they get a larger step; tanh keeps them bounded.
     groups = [{"params": decay, "weight_decay": 0.01, "mult": 1.0},
+              {"params": big, "weight_decay": 0.0, "mult": scale},
               {"params": no_decay, "weight_decay": 0.0, "mult": 1.0},
               {"params": gates, "weight_decay": 0.0, "mult": args.gate_lr_mult}]
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98))
@@ -189,12 +220,12 @@ def main():
     ap.add_argument("--lm-lr", type=float, default=3e-3)
     ap.add_argument("--reuse-lm", action="store_true",
                     help="load OUT/lm.pt from an earlier run instead of training the LM")
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=450)
     ap.add_argument("--batch", type=int, default=16, help="caption sequences per batch")
     ap.add_argument("--qa-batch", type=int, default=16, help="question sequences per batch")
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--gate-lr-mult", type=float, default=5.0)
-    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--gate-lr-mult", type=float, default=50.0)
+    ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--save-every", type=int, default=100, help="checkpoint every N steps")
     ap.add_argument("--quick-eval", type=int, default=50)
     ap.add_argument("--plot", default=None, help="loss-curve PNG (default OUT/loss.png)")
