@@ -3,11 +3,31 @@
 
 #include <cstdint>
 
+#include "io/config.h"
 #include "kernels/activation.h"
 
 namespace flamingo::model {
 
 enum class Activation { kGelu, kGeluTanh, kRelu, kSquaredRelu, kSilu };
+
+inline Activation to_activation(io::VisionActivation a) {
+  switch (a) {
+    case io::VisionActivation::kGelu: return Activation::kGelu;
+    case io::VisionActivation::kGeluTanh: return Activation::kGeluTanh;
+    case io::VisionActivation::kRelu: return Activation::kRelu;
+    case io::VisionActivation::kSilu: return Activation::kSilu;
+  }
+  return Activation::kGelu;
+}
+
+inline Activation to_activation(io::ResamplerActivation a) {
+  switch (a) {
+    case io::ResamplerActivation::kGelu: return Activation::kGelu;
+    case io::ResamplerActivation::kRelu: return Activation::kRelu;
+    case io::ResamplerActivation::kSquaredRelu: return Activation::kSquaredRelu;
+  }
+  return Activation::kGelu;
+}
 
 // y = scale · f(x) over n values (x and y may alias).
 inline void activate(Activation a, const float* x, float* y, int64_t n, float scale = 1.f) {

@@ -22,9 +22,12 @@ void KvCache::reserve(int64_t positions, int layers, int64_t row) {
   reserved = positions;
 }
 
-Llama::Llama(const LlamaSpec& spec, WeightSource& w) : spec_(spec) {
-  const int64_t d = spec.dim, qd = int64_t{spec.heads} * spec.head_dim, kvd = kv_row();
-  embed_view_ = w.matrix("lm.embed_tokens.weight", spec.vocab, d);
+Llama::Llama(const io::LmConfig& spec, WeightSource& w)
+    : spec_(spec),
+      rope_style_(spec.rope_style == io::RopeStyle::kRotateHalf ? kernels::RopeStyle::kRotateHalf
+                                                                 : kernels::RopeStyle::kInterleaved) {
+  const int64_t d = spec.dim, qd = spec.heads * spec.head_dim, kvd = kv_row();
+  embed_view_ = w.matrix("lm.embed_tokens.weight", spec.vocab_size, d);
   for (int i = 0; i < spec.layers; ++i) {
     const std::string p = "lm.layers." + std::to_string(i) + ".";
     Layer l;
@@ -41,26 +44,26 @@ Llama::Llama(const LlamaSpec& spec, WeightSource& w) : spec_(spec) {
   }
   final_norm_ = w.floats("lm.norm.weight", d);
   head_ = spec.tie_embeddings ? Linear(kernels::pack_matrix(embed_view_))
-                              : Linear(w, "lm.lm_head.weight", spec.vocab, d);
+                              : Linear(w, "lm.lm_head.weight", spec.vocab_size, d);
 }
 
 void Llama::embed(const int32_t* ids, int64_t n, float* h) const {
   for (int64_t i = 0; i < n; ++i) {
-    if (ids[i] < 0 || ids[i] >= spec_.vocab)
+    if (ids[i] < 0 || ids[i] >= spec_.vocab_size)
       fail(ErrorCode::kInvalidArgument, "token id ", ids[i], " at position ", i, " is outside the vocabulary [0, ",
-           spec_.vocab, ")");
+           spec_.vocab_size, ")");
     kernels::dequantize_row(embed_view_, ids[i], h + i * spec_.dim);
   }
 }
 
 void Llama::layer_forward(int layer, float* h, int64_t n, KvCache& cache, ThreadPool& pool) const {
   const Layer& l = layers_[static_cast<size_t>(layer)];
-  const int64_t d = spec_.dim, qd = int64_t{spec_.heads} * spec_.head_dim, kvd = kv_row();
+  const int64_t d = spec_.dim, qd = spec_.heads * spec_.head_dim, kvd = kv_row();
   const int64_t pos0 = cache.length;
   if (pos0 + n > cache.reserved) fail(ErrorCode::kInternal, "KV cache holds ", cache.reserved, " positions, need ", pos0 + n);
 
   std::vector<float> x(static_cast<size_t>(n * d)), q(static_cast<size_t>(n * qd)), o(static_cast<size_t>(n * qd));
-  kernels::rmsnorm(h, l.attn_norm.data(), n, d, spec_.rms_eps, x.data());
+  kernels::rmsnorm(h, l.attn_norm.data(), n, d, static_cast<float>(spec_.rms_norm_eps), x.data());
   float* kc = cache.k[static_cast<size_t>(layer)].data();
   float* vc = cache.v[static_cast<size_t>(layer)].data();
   l.q.apply(x.data(), n, q.data(), pool);
@@ -68,8 +71,11 @@ void Llama::layer_forward(int layer, float* h, int64_t n, KvCache& cache, Thread
   l.v.apply(x.data(), n, vc + pos0 * kvd, pool);
   std::vector<int64_t> pos(static_cast<size_t>(n));
   std::iota(pos.begin(), pos.end(), pos0);
-  kernels::rope(q.data(), n, qd, spec_.heads, spec_.head_dim, pos.data(), spec_.rope_theta, spec_.rope_style);
-  kernels::rope(kc + pos0 * kvd, n, kvd, spec_.kv_heads, spec_.head_dim, pos.data(), spec_.rope_theta, spec_.rope_style);
+  const int heads = static_cast<int>(spec_.heads), kv_heads = static_cast<int>(spec_.kv_heads),
+            head_dim = static_cast<int>(spec_.head_dim);
+  const float theta = static_cast<float>(spec_.rope_theta);
+  kernels::rope(q.data(), n, qd, heads, head_dim, pos.data(), theta, rope_style_);
+  kernels::rope(kc + pos0 * kvd, n, kvd, kv_heads, head_dim, pos.data(), theta, rope_style_);
 
   kernels::AttentionArgs a;
   a.q = q.data();
@@ -81,16 +87,16 @@ void Llama::layer_forward(int layer, float* h, int64_t n, KvCache& cache, Thread
   a.kv_stride = kvd;
   a.out = o.data();
   a.out_stride = qd;
-  a.n_heads = spec_.heads;
-  a.n_kv_heads = spec_.kv_heads;
-  a.head_dim = spec_.head_dim;
-  a.scale = 1.f / std::sqrt(static_cast<float>(spec_.head_dim));
+  a.n_heads = heads;
+  a.n_kv_heads = kv_heads;
+  a.head_dim = head_dim;
+  a.scale = 1.f / std::sqrt(static_cast<float>(head_dim));
   a.causal = true;
   a.q_pos0 = pos0;
   kernels::attention(a, pool);
   l.o.apply(o.data(), n, h, pool, /*accumulate=*/true);
 
-  kernels::rmsnorm(h, l.ffn_norm.data(), n, d, spec_.rms_eps, x.data());
+  kernels::rmsnorm(h, l.ffn_norm.data(), n, d, static_cast<float>(spec_.rms_norm_eps), x.data());
   std::vector<float> g(static_cast<size_t>(n * spec_.ffn_dim)), u(static_cast<size_t>(n * spec_.ffn_dim));
   l.gate.apply(x.data(), n, g.data(), pool);
   l.up.apply(x.data(), n, u.data(), pool);
@@ -100,7 +106,7 @@ void Llama::layer_forward(int layer, float* h, int64_t n, KvCache& cache, Thread
 
 void Llama::logits(const float* h, int64_t rows, float* out, ThreadPool& pool) const {
   std::vector<float> x(static_cast<size_t>(rows * spec_.dim));
-  kernels::rmsnorm(h, final_norm_.data(), rows, spec_.dim, spec_.rms_eps, x.data());
+  kernels::rmsnorm(h, final_norm_.data(), rows, spec_.dim, static_cast<float>(spec_.rms_norm_eps), x.data());
   head_.apply(x.data(), rows, out, pool);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "io/config.h"
 #include "kernels/rope.h"
 #include "model/linear.h"
 #include "model/weight_source.h"
@@ -12,20 +13,6 @@
 
 namespace flamingo::model {
 
-struct LlamaSpec {
-  int64_t dim = 0;
-  int layers = 0;
-  int heads = 0;
-  int kv_heads = 0;
-  int head_dim = 0;
-  int64_t ffn_dim = 0;
-  int64_t vocab = 0;
-  int64_t max_seq_len = 0;
-  float rope_theta = 10000.f;
-  kernels::RopeStyle rope_style = kernels::RopeStyle::kRotateHalf;
-  float rms_eps = 1e-5f;
-  bool tie_embeddings = false;
-};
 
 // Keys and values of every layer for positions [0, length); grows on demand up to capacity.
 struct KvCache {
@@ -37,9 +24,9 @@ struct KvCache {
 
 class Llama {
  public:
-  Llama(const LlamaSpec& spec, WeightSource& weights);
+  Llama(const io::LmConfig& config, WeightSource& weights);
 
-  const LlamaSpec& spec() const { return spec_; }
+  const io::LmConfig& config() const { return spec_; }
 
   // h[n, dim] = embeddings of ids (ids must be < vocab).
   void embed(const int32_t* ids, int64_t n, float* h) const;
@@ -49,14 +36,15 @@ class Llama {
   // logits[rows, vocab] from the last hidden states h[rows, dim] (final norm + head).
   void logits(const float* h, int64_t rows, float* out, ThreadPool& pool) const;
 
-  int64_t kv_row() const { return int64_t{spec_.kv_heads} * spec_.head_dim; }
+  int64_t kv_row() const { return spec_.kv_heads * spec_.head_dim; }
 
  private:
   struct Layer {
     std::vector<float> attn_norm, ffn_norm;
     Linear q, k, v, o, gate, up, down;
   };
-  LlamaSpec spec_;
+  io::LmConfig spec_;
+  kernels::RopeStyle rope_style_;
   kernels::WeightView embed_view_;
   std::vector<Layer> layers_;
   std::vector<float> final_norm_;

@@ -74,7 +74,11 @@ NfnetEncoder::Conv NfnetEncoder::load_conv(WeightSource& w, const std::string& p
   return c;
 }
 
-NfnetEncoder::NfnetEncoder(const NfnetSpec& spec, WeightSource& w) : spec_(spec) {
+NfnetEncoder::NfnetEncoder(const io::VisionConfig& spec, WeightSource& w)
+    : spec_(spec),
+      act_(to_activation(spec.activation)),
+      gamma_(static_cast<float>(spec.gamma)),
+      alpha_(static_cast<float>(spec.alpha)) {
   // Stem: 3×3 convs with strides 2, 1, 1, 2 and activations between them (none after the last).
   static constexpr int kStemStrides[4] = {2, 1, 1, 2};
   int64_t hw = spec.image_size, c = 3;
@@ -94,7 +98,7 @@ NfnetEncoder::NfnetEncoder(const NfnetSpec& spec, WeightSource& w) : spec_(spec)
     for (int b = 0; b < spec.depths[static_cast<size_t>(s)]; ++b) {
       Block blk{};
       const std::string pre = "vision.stages." + std::to_string(s) + "." + std::to_string(b) + ".";
-      blk.stride = b == 0 ? spec.strides[static_cast<size_t>(s)] : 1;
+      blk.stride = b == 0 ? static_cast<int>(spec.strides[static_cast<size_t>(s)]) : 1;
       blk.in_c = c;
       blk.out_c = spec.widths[static_cast<size_t>(s)];
       blk.mid_c = nfnet_make_divisible(static_cast<double>(blk.out_c) * spec.bottleneck_ratio);
@@ -105,7 +109,7 @@ NfnetEncoder::NfnetEncoder(const NfnetSpec& spec, WeightSource& w) : spec_(spec)
       blk.out_w = kernels::same_out_size(wd, blk.stride);
       blk.beta = static_cast<float>(1.0 / std::sqrt(expected_var));
       if (b == 0) expected_var = 1.0;
-      expected_var += static_cast<double>(spec.alpha) * spec.alpha;
+      expected_var += spec.alpha * spec.alpha;
 
       blk.has_proj = blk.in_c != blk.out_c || blk.stride != 1;
       if (blk.has_proj)
@@ -129,7 +133,7 @@ NfnetEncoder::NfnetEncoder(const NfnetSpec& spec, WeightSource& w) : spec_(spec)
   grid_h_ = h;
   grid_w_ = wd;
   out_channels_ = c;
-  if (spec.tap_final) {
+  if (spec.tap == io::VisionTap::kFinalAct) {
     FLAMINGO_CHECK(spec.final_conv_channels > 0);
     final_conv_ = load_conv(w, "vision.final_conv", h, wd, c, spec.final_conv_channels, 1, 1, 1);
     out_channels_ = spec.final_conv_channels;
@@ -138,10 +142,10 @@ NfnetEncoder::NfnetEncoder(const NfnetSpec& spec, WeightSource& w) : spec_(spec)
 
 void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, ThreadPool& pool) const {
   const int64_t in_n = b.in_h * b.in_w, out_n = b.out_h * b.out_w;
-  const float g = spec_.gamma;
+  const float g = gamma_;
   // h = act_γ(x)·β: the pre-activation both branches read.
   std::vector<float> h(static_cast<size_t>(in_n * b.in_c));
-  activate(spec_.activation, x, h.data(), in_n * b.in_c, g * b.beta);
+  activate(act_, x, h.data(), in_n * b.in_c, g * b.beta);
 
   if (b.has_proj) {
     if (b.stride == 2) {
@@ -157,13 +161,13 @@ void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, Thr
 
   std::vector<float> r1(static_cast<size_t>(in_n * b.mid_c));
   b.conv1.run(h.data(), r1.data(), pool);
-  activate(spec_.activation, r1.data(), r1.data(), in_n * b.mid_c, g);
+  activate(act_, r1.data(), r1.data(), in_n * b.mid_c, g);
   std::vector<float> r2(static_cast<size_t>(out_n * b.mid_c));
   b.conv2.run(r1.data(), r2.data(), pool);
-  activate(spec_.activation, r2.data(), r2.data(), out_n * b.mid_c, g);
+  activate(act_, r2.data(), r2.data(), out_n * b.mid_c, g);
   std::vector<float> r3(static_cast<size_t>(out_n * b.mid_c));
   b.conv2b.run(r2.data(), r3.data(), pool);
-  activate(spec_.activation, r3.data(), r3.data(), out_n * b.mid_c, g);
+  activate(act_, r3.data(), r3.data(), out_n * b.mid_c, g);
   std::vector<float> r4(static_cast<size_t>(out_n * b.out_c));
   b.conv3.run(r3.data(), r4.data(), pool);
 
@@ -175,7 +179,7 @@ void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, Thr
   kernels::matmul(se_h.data(), b.se_fc1.n(), 1, b.se_fc2, se.data(), b.out_c, pool, {b.se_b2.data(), false});
   // One per-channel factor: SE gate (×2), skip gain and α.
   kernels::sigmoid(se.data(), se.data(), b.out_c, 2.f);
-  kernels::scale(b.skip_gain * spec_.alpha, se.data(), se.data(), b.out_c);
+  kernels::scale(b.skip_gain * alpha_, se.data(), se.data(), b.out_c);
   kernels::mul_rows(r4.data(), se.data(), r4.data(), out_n, b.out_c);
   kernels::axpy(1.f, r4.data(), out, out_n * b.out_c);
 }
@@ -187,7 +191,7 @@ void NfnetEncoder::forward(const float* image, float* out, ThreadPool& pool) con
   for (size_t i = 0; i < 4; ++i) {
     stem_[i].run(a.data(), b.data(), pool);
     const int64_t n = stem_hw_[i + 1] * stem_hw_[i + 1] * spec_.stem_channels[i];
-    if (i < 3) activate(spec_.activation, b.data(), b.data(), n, spec_.gamma);
+    if (i < 3) activate(act_, b.data(), b.data(), n, gamma_);
     std::swap(a, b);
   }
   for (const Block& blk : blocks_) {
@@ -195,9 +199,9 @@ void NfnetEncoder::forward(const float* image, float* out, ThreadPool& pool) con
     std::swap(a, b);
   }
   const int64_t n_pos = grid_h_ * grid_w_;
-  if (spec_.tap_final) {
+  if (spec_.tap == io::VisionTap::kFinalAct) {
     final_conv_.run(a.data(), out, pool);
-    activate(spec_.activation, out, out, n_pos * out_channels_, spec_.gamma);
+    activate(act_, out, out, n_pos * out_channels_, gamma_);
   } else {
     std::copy(a.begin(), a.begin() + n_pos * out_channels_, out);
   }

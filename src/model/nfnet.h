@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "io/config.h"
 #include "kernels/conv.h"
 #include "kernels/matmul.h"
 #include "model/activation_kind.h"
@@ -15,30 +16,12 @@
 
 namespace flamingo::model {
 
-struct NfnetSpec {
-  int image_size = 0;
-  std::array<int, 4> stem_channels{};
-  std::array<int, 4> depths{};
-  std::array<int, 4> widths{};
-  std::array<int, 4> strides{1, 2, 2, 2};
-  double bottleneck_ratio = 0.5;
-  int group_width = 128;
-  double se_ratio = 0.5;
-  float alpha = 0.2f;
-  float gamma = 1.7015043497085571f;
-  Activation activation = Activation::kGelu;
-  double ws_eps = 1e-5;
-  bool ws_folded = false;
-  int final_conv_channels = 0;
-  bool tap_final = false;  // false: stage-3 output; true: final conv + activation
-};
-
 // timm's make_divisible(v, 8): channel counts it derives are rounded this way.
 int64_t nfnet_make_divisible(double v, int64_t divisor = 8);
 
 class NfnetEncoder {
  public:
-  NfnetEncoder(const NfnetSpec& spec, WeightSource& weights);
+  NfnetEncoder(const io::VisionConfig& config, WeightSource& weights);
 
   int64_t out_channels() const { return out_channels_; }
   int64_t grid_h() const { return grid_h_; }
@@ -74,7 +57,9 @@ class NfnetEncoder {
                  int64_t in_c, int64_t out_c, int kernel, int stride, int groups);
   void block_forward(const Block& b, const float* x, float* out, ThreadPool& pool) const;
 
-  NfnetSpec spec_;
+  io::VisionConfig spec_;
+  Activation act_;
+  float gamma_, alpha_;
   std::array<Conv, 4> stem_;
   std::array<int64_t, 5> stem_hw_{};  // spatial side after each stem conv (index 0 = input)
   std::vector<Block> blocks_;

@@ -16,11 +16,11 @@ Resampler::Norm Resampler::load_norm(WeightSource& w, const std::string& name, i
 }
 
 void Resampler::layer_norm(const Norm& n, const float* x, int64_t rows, int64_t dim, float* y) const {
-  kernels::layernorm(x, n.w.data(), n.b.data(), rows, dim, spec_.norm_eps, y);
+  kernels::layernorm(x, n.w.data(), n.b.data(), rows, dim, static_cast<float>(spec_.norm_eps), y);
 }
 
-Resampler::Resampler(const ResamplerSpec& spec, WeightSource& w) : spec_(spec) {
-  const int64_t d = spec.dim, inner = int64_t{spec.heads} * spec.head_dim, ff = spec.ff_mult * d;
+Resampler::Resampler(const io::ResamplerConfig& spec, WeightSource& w) : spec_(spec) {
+  const int64_t d = spec.dim, inner = spec.heads * spec.head_dim, ff = spec.ff_mult * d;
   latents_ = w.floats("resampler.latents", spec.num_latents * d);
   if (spec.max_frames > 0) frame_embs_ = w.floats("resampler.frame_embs", spec.max_frames * d);
   if (spec.max_media > 0) media_time_embs_ = w.floats("resampler.media_time_embs", spec.max_media * d);
@@ -47,7 +47,7 @@ Resampler::Resampler(const ResamplerSpec& spec, WeightSource& w) : spec_(spec) {
 
 void Resampler::forward(const float* features, int64_t frames, int64_t positions, int64_t media_index,
                         float* out, ThreadPool& pool) const {
-  const int64_t d = spec_.dim, n = spec_.num_latents, inner = int64_t{spec_.heads} * spec_.head_dim;
+  const int64_t d = spec_.dim, n = spec_.num_latents, inner = spec_.heads * spec_.head_dim;
   const int64_t nx = frames * positions, nkv = nx + n;
   if (spec_.max_frames > 0 && frames > spec_.max_frames)
     fail(ErrorCode::kInvalidArgument, "a media item has ", frames, " frames but the model takes at most ", spec_.max_frames);
@@ -93,15 +93,15 @@ void Resampler::forward(const float* features, int64_t frames, int64_t positions
     a.kv_stride = inner;
     a.out = o.data();
     a.out_stride = inner;
-    a.n_heads = a.n_kv_heads = spec_.heads;
-    a.head_dim = spec_.head_dim;
+    a.n_heads = a.n_kv_heads = static_cast<int>(spec_.heads);
+    a.head_dim = static_cast<int>(spec_.head_dim);
     a.scale = scale;
     kernels::attention(a, pool);
     l.o.apply(o.data(), n, lat.data(), pool, /*accumulate=*/true);
 
     layer_norm(l.ff_norm, lat.data(), n, d, hn.data());
     l.up.apply(hn.data(), n, ffh.data(), pool);
-    activate(spec_.ff_activation, ffh.data(), ffh.data(), static_cast<int64_t>(ffh.size()));
+    activate(to_activation(spec_.ff_activation), ffh.data(), ffh.data(), static_cast<int64_t>(ffh.size()));
     l.down.apply(ffh.data(), n, lat.data(), pool, /*accumulate=*/true);
   }
   layer_norm(final_norm_, lat.data(), n, d, out);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "io/config.h"
 #include "model/activation_kind.h"
 #include "model/linear.h"
 #include "model/weight_source.h"
@@ -13,25 +14,12 @@
 
 namespace flamingo::model {
 
-struct ResamplerSpec {
-  int64_t dim = 0;
-  int depth = 0;
-  int heads = 0;
-  int head_dim = 0;
-  int64_t num_latents = 64;
-  int ff_mult = 4;
-  Activation ff_activation = Activation::kGelu;
-  bool qk_layer_norm = false;
-  int max_frames = 0;  // > 0: learned frame embeddings
-  int max_media = 0;   // > 0: learned media-time embeddings
-  float norm_eps = 1e-5f;
-};
 
 class Resampler {
  public:
-  Resampler(const ResamplerSpec& spec, WeightSource& weights);
+  Resampler(const io::ResamplerConfig& config, WeightSource& weights);
 
-  const ResamplerSpec& spec() const { return spec_; }
+  const io::ResamplerConfig& config() const { return spec_; }
 
   // features: [frames, positions, dim] for one media item; media_index: its 0-based position
   // among the prompt's media (selects the media-time embedding). out: [num_latents, dim].
@@ -49,7 +37,7 @@ class Resampler {
   Norm load_norm(WeightSource& w, const std::string& name, int64_t dim);
   void layer_norm(const Norm& n, const float* x, int64_t rows, int64_t dim, float* y) const;
 
-  ResamplerSpec spec_;
+  io::ResamplerConfig spec_;
   std::vector<float> latents_;
   std::vector<float> frame_embs_, media_time_embs_;
   std::vector<Layer> layers_;

@@ -160,7 +160,7 @@ TEST(FlamingoStructure, ZeroGatesGiveThePlainLanguageModelBitForBit) {
     lm.embed(kPrompt.data(), n, h.data());
     model::KvCache cache;
     hz.net.reserve_cache(cache, n);
-    for (int l = 0; l < lm.spec().layers; ++l) lm.layer_forward(l, h.data(), n, cache, hz.pool);
+    for (int l = 0; l < lm.config().layers; ++l) lm.layer_forward(l, h.data(), n, cache, hz.pool);
     std::vector<float> plain(static_cast<size_t>(n * hz.config.lm.vocab_size));
     lm.logits(h.data(), n, plain.data(), hz.pool);
     ASSERT_EQ(plain.size(), with_blocks.logits.size());
