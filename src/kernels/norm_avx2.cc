@@ -6,22 +6,10 @@
 #include <cstdint>
 
 #include "kernels/norm_isa.h"
+#include "kernels/lanes_avx2.h"
 
 namespace flamingo::kernels::avx2 {
 namespace {
-
-alignas(32) const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-
-inline __m256i tail_mask(int64_t rem) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - rem));
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // Σ (x[i] − c)² when square, Σ x[i] otherwise.
 inline float sum_row(const float* x, int64_t n, float c, bool square) {
