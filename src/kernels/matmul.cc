@@ -43,6 +43,9 @@ constexpr int64_t kGemmMinRows = 8;
 // stays in L1 while every row tile of the mc×kc packed A block (96 KiB) streams from L2.
 constexpr int64_t kKc = 256;
 constexpr int64_t kMc = 192;
+// Floats of packed A per chunk of rows (8 MiB): A is packed once per chunk and shared by
+// every task of it.
+constexpr int64_t kPackedFloats = int64_t{1} << 21;
 static_assert(kKc % detail::kQBlock == 0 && kMc % kGemmMr == 0);
 
 // Scratch buffers of the calling thread, reused across calls.
@@ -101,52 +104,73 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
               const MatmulEpilogue& ep) {
   const detail::DequantFn dequant = ks.dequant[static_cast<int>(w.type)];
   const detail::GemmFn gemm = ks.gemm;
-  const int64_t m_blocks = (m + kMc - 1) / kMc;
-  // N blocks of up to 16 panels (256 columns), fewer when that leaves too few tasks to share.
-  const int64_t panels_per_block = std::clamp<int64_t>((w.num_panels * m_blocks + 15) / 16, 1, 16);
-  const int64_t n_blocks = (w.num_panels + panels_per_block - 1) / panels_per_block;
-  pool.parallel_for(m_blocks * n_blocks, [&](int64_t t) {
-    const int64_t mb = t / n_blocks, nb = t % n_blocks;
-    const int64_t m0 = mb * kMc, rows = std::min(kMc, m - m0);
-    const int64_t p0 = nb * panels_per_block, p1 = std::min(w.num_panels, p0 + panels_per_block);
-    Scratch& s = scratch();
-    s.a_packed.resize(static_cast<size_t>(kMc * kKc));
-    if (dequant) s.b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
-    for (int64_t k0 = 0; k0 < w.k; k0 += kKc) {
-      const int64_t kc = std::min(kKc, w.k - k0);
-      const bool add = ep.accumulate || k0 > 0;
-      pack_a(a + m0 * lda, lda, rows, k0, kc, s.a_packed.data());
-      for (int64_t p = p0; p < p1; ++p) {
-        const float* b;
-        if (dequant) {
-          dequant(w.panel(p), k0, kc, s.b_panel.data());
-          b = s.b_panel.data();
-        } else {
-          b = reinterpret_cast<const float*>(w.panel(p)) + k0 * kPanelRows;
-        }
-        const int64_t n0 = p * kPanelRows;
-        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
-        // While the first row tile runs, the next f32 weight sub-panel is prefetched (for the
-        // other types the expansion of the next sub-panel reads it anyway).
-        const float* next = !dequant && p + 1 < p1
-                                ? reinterpret_cast<const float*>(w.panel(p + 1)) + k0 * kPanelRows
-                                : nullptr;
-        const float* ap = s.a_packed.data();
-        for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
-          const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
-          gemm(mr, kc, ap, b, c + (m0 + r0) * ldc + n0, ldc, nr, add, r0 == 0 ? next : nullptr);
-          ap += kc * mr;
+  // A is packed once per chunk of rows, before the tasks start: packing it inside every task
+  // copied all of A once per N block, 10-15 % of the time at M = 64..512. Chunks bound the
+  // scratch to about kPackedFloats (vision GEMMs have thousands of rows). In a chunk, block
+  // kb (columns [k0, k0 + kc)) holds every row tile at offset k0·rows, tile t at t·mr·kc.
+  const int64_t chunk_rows = std::max<int64_t>(kMc, kPackedFloats / w.k / kMc * kMc);
+  Scratch& caller = scratch();
+  caller.a_packed.resize(static_cast<size_t>(std::min(m, chunk_rows) * w.k));
+  float* const a_packed = caller.a_packed.data();
+  const int64_t k_blocks = (w.k + kKc - 1) / kKc;
+  for (int64_t c0 = 0; c0 < m; c0 += chunk_rows) {
+    const int64_t crows = std::min(chunk_rows, m - c0);
+    const float* a_chunk = a + c0 * lda;
+    float* c_chunk = c + c0 * ldc;
+    pool.parallel_for(k_blocks, [&](int64_t kb) {
+      const int64_t k0 = kb * kKc;
+      pack_a(a_chunk, lda, crows, k0, std::min(kKc, w.k - k0), a_packed + k0 * crows);
+    });
+    const int64_t m_blocks = (crows + kMc - 1) / kMc;
+    // N blocks of up to 16 panels (256 columns), fewer when that leaves too few tasks.
+    const int64_t panels_per_block =
+        std::clamp<int64_t>((w.num_panels * m_blocks + 15) / 16, 1, 16);
+    const int64_t n_blocks = (w.num_panels + panels_per_block - 1) / panels_per_block;
+    pool.parallel_for(m_blocks * n_blocks, [&](int64_t t) {
+      const int64_t mb = t / n_blocks, nb = t % n_blocks;
+      const int64_t m0 = mb * kMc, rows = std::min(kMc, crows - m0);
+      const int64_t p0 = nb * panels_per_block,
+                    p1 = std::min(w.num_panels, p0 + panels_per_block);
+      std::vector<float>& b_panel = scratch().b_panel;
+      if (dequant) b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
+      for (int64_t k0 = 0; k0 < w.k; k0 += kKc) {
+        const int64_t kc = std::min(kKc, w.k - k0);
+        const bool add = ep.accumulate || k0 > 0;
+        const float* a_block = a_packed + k0 * crows + m0 * kc;
+        for (int64_t p = p0; p < p1; ++p) {
+          const float* b;
+          if (dequant) {
+            dequant(w.panel(p), k0, kc, b_panel.data());
+            b = b_panel.data();
+          } else {
+            b = reinterpret_cast<const float*>(w.panel(p)) + k0 * kPanelRows;
+          }
+          const int64_t n0 = p * kPanelRows;
+          const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
+          // While the first row tile runs, the next f32 weight sub-panel is prefetched (for
+          // the other types the expansion of the next sub-panel reads it anyway).
+          const float* next =
+              !dequant && p + 1 < p1
+                  ? reinterpret_cast<const float*>(w.panel(p + 1)) + k0 * kPanelRows
+                  : nullptr;
+          const float* ap = a_block;
+          for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
+            const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
+            gemm(mr, kc, ap, b, c_chunk + (m0 + r0) * ldc + n0, ldc, nr, add,
+                 r0 == 0 ? next : nullptr);
+            ap += kc * mr;
+          }
         }
       }
-    }
-    if (ep.bias) {
-      const int64_t n0 = p0 * kPanelRows, n1 = std::min(w.n, p1 * kPanelRows);
-      for (int64_t r = 0; r < rows; ++r) {
-        float* d = c + (m0 + r) * ldc;
-        for (int64_t j = n0; j < n1; ++j) d[j] += ep.bias[j];
+      if (ep.bias) {
+        const int64_t n0 = p0 * kPanelRows, n1 = std::min(w.n, p1 * kPanelRows);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* d = c_chunk + (m0 + r) * ldc;
+          for (int64_t j = n0; j < n1; ++j) d[j] += ep.bias[j];
+        }
       }
-    }
-  });
+    });
+  }
 }
 
 }  // namespace

@@ -208,6 +208,18 @@ TEST(MatmulModelShape, Prefill) {
   }
 }
 
+// With K = 8192 packed A is split into chunks of 192 rows, so M = 400 runs three chunks (the
+// last of 16 rows), with strides, bias and accumulation.
+TEST(MatmulRowChunks, SeveralPackedChunks) {
+  ThreadPool pool(2);
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
+    if (isa == Isa::kAvx2 && !cpu_has_avx2()) continue;
+    IsaScope scope(isa);
+    check_case(WeightType::kF32, {400, 40, 8192, 5, 3, true, true}, pool, 1400);
+    check_case(WeightType::kQ8_0, {400, 40, 8192, 0, 0, false, false}, pool, 1401);
+  }
+}
+
 TEST_P(MatmulTest, BitwiseIdenticalForAnyThreadCount) {
   ThreadPool one(1), two(2), three(3);
   for (const Case& cs : std::vector<Case>{{1, 1000, fit_k(300)},
