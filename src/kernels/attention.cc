@@ -16,6 +16,7 @@
 
 #include "kernels/attention_isa.h"
 #include "kernels/cpu.h"
+#include "kernels/work_estimate.h"
 #include "util/check.h"
 #include "util/thread_pool.h"
 
@@ -111,43 +112,47 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t n_qblocks = (a.n_q + q_block - 1) / q_block;
   const bool avx = active_isa() == Isa::kAvx2;
 
-  pool.parallel_for(n_qblocks * a.n_kv_heads, [&](int64_t task) {
-    // Later query blocks see more keys under a causal mask: hand them out first.
-    const int64_t qb = n_qblocks - 1 - task / a.n_kv_heads;
-    const int64_t g = task % a.n_kv_heads;
-    const int64_t q0 = qb * q_block;
-    const int64_t nq = std::min(q_block, a.n_q - q0);
-    const int64_t rows = nq * group;
+  pool.parallel_for(
+      n_qblocks * a.n_kv_heads,
+      [&](int64_t task) {
+        // Later query blocks see more keys under a causal mask: hand them out first.
+        const int64_t qb = n_qblocks - 1 - task / a.n_kv_heads;
+        const int64_t g = task % a.n_kv_heads;
+        const int64_t q0 = qb * q_block;
+        const int64_t nq = std::min(q_block, a.n_q - q0);
+        const int64_t rows = nq * group;
 
-    thread_local std::vector<float> scratch;
-    const size_t need = static_cast<size_t>(rows * dh + 2 * rows + int64_t{dh} * kB + 4 * kB);
-    if (scratch.size() < need) scratch.resize(need);
+        thread_local std::vector<float> scratch;
+        const size_t need = static_cast<size_t>(rows * dh + 2 * rows + int64_t{dh} * kB + 4 * kB);
+        if (scratch.size() < need) scratch.resize(need);
 
-    AttentionTile t;
-    t.q = a.q + q0 * a.q_stride + g * group * dh;
-    t.q_stride = a.q_stride;
-    t.k = a.k + g * dh;
-    t.v = a.v + g * dh;
-    t.kv_stride = a.kv_stride;
-    t.out = a.out + q0 * a.out_stride + g * group * dh;
-    t.out_stride = a.out_stride;
-    t.n_queries = nq;
-    t.group = group;
-    t.head_dim = dh;
-    t.causal = a.causal;
-    t.limit0 = a.causal ? a.q_pos0 + q0 + 1 : a.n_kv;
-    t.kv_end = a.causal ? a.q_pos0 + q0 + nq : a.n_kv;
-    t.scale = a.scale;
-    t.acc = scratch.data();
-    t.row_max = t.acc + rows * dh;
-    t.row_sum = t.row_max + rows;
-    t.kt = t.row_sum + rows;
-    t.s = t.kt + int64_t{dh} * kB;
-    if (avx)
-      avx2::attention_tile(t);
-    else
-      attention_tile_scalar(t);
-  });
+        AttentionTile t;
+        t.q = a.q + q0 * a.q_stride + g * group * dh;
+        t.q_stride = a.q_stride;
+        t.k = a.k + g * dh;
+        t.v = a.v + g * dh;
+        t.kv_stride = a.kv_stride;
+        t.out = a.out + q0 * a.out_stride + g * group * dh;
+        t.out_stride = a.out_stride;
+        t.n_queries = nq;
+        t.group = group;
+        t.head_dim = dh;
+        t.causal = a.causal;
+        t.limit0 = a.causal ? a.q_pos0 + q0 + 1 : a.n_kv;
+        t.kv_end = a.causal ? a.q_pos0 + q0 + nq : a.n_kv;
+        t.scale = a.scale;
+        t.acc = scratch.data();
+        t.row_max = t.acc + rows * dh;
+        t.row_sum = t.row_max + rows;
+        t.kt = t.row_sum + rows;
+        t.s = t.kt + int64_t{dh} * kB;
+        if (avx)
+          avx2::attention_tile(t);
+        else
+          attention_tile_scalar(t);
+      },
+      detail::compute_ns(4.0 * static_cast<double>(a.n_q) * static_cast<double>(a.n_kv) *
+                         a.n_heads * dh));
 }
 
 }  // namespace flamingo::kernels

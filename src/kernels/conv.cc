@@ -21,6 +21,7 @@
 #include "kernels/cpu.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/matmul_packed.h"
+#include "kernels/work_estimate.h"
 #include "util/check.h"
 #include "util/thread_pool.h"
 
@@ -234,49 +235,53 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
                      cin, p.kernel, p.stride, c.pad_top, c.pad_left};
   const int64_t m_blocks = (pixels + kMc - 1) / kMc;
 
-  pool.parallel_for(m_blocks * p.groups, [&](int64_t task) {
-    const int64_t g = task % p.groups, mb = task / p.groups;
-    const int64_t m0 = mb * kMc, rows = std::min(kMc, pixels - m0);
-    const PackedMatrix::Impl& w = c.groups[static_cast<size_t>(g)].impl();
-    thread_local Scratch s;
-    s.a_packed.resize(static_cast<size_t>(kMc * kKc + 8));  // + interleave6's overhang
-    if (dequant) s.b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
-    float* c_base = out + m0 * p.out_c + g * cout;
-    for (int64_t k0 = 0; k0 < k_total; k0 += kKc) {
-      const int64_t kc = std::min(kKc, k_total - k0);
-      pack_patches(geo, g, m0, rows, k0, kc, avx, s.a_packed.data());
-      for (int64_t panel = 0; panel < w.num_panels; ++panel) {
-        const float* b;
-        if (dequant) {
-          dequant(w.panel(panel), k0, kc, s.b_panel.data());
-          b = s.b_panel.data();
-        } else {
-          b = reinterpret_cast<const float*>(w.panel(panel)) + k0 * kPanelRows;
+  pool.parallel_for(
+      m_blocks * p.groups,
+      [&](int64_t task) {
+        const int64_t g = task % p.groups, mb = task / p.groups;
+        const int64_t m0 = mb * kMc, rows = std::min(kMc, pixels - m0);
+        const PackedMatrix::Impl& w = c.groups[static_cast<size_t>(g)].impl();
+        thread_local Scratch s;
+        s.a_packed.resize(static_cast<size_t>(kMc * kKc + 8));  // + interleave6's overhang
+        if (dequant) s.b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
+        float* c_base = out + m0 * p.out_c + g * cout;
+        for (int64_t k0 = 0; k0 < k_total; k0 += kKc) {
+          const int64_t kc = std::min(kKc, k_total - k0);
+          pack_patches(geo, g, m0, rows, k0, kc, avx, s.a_packed.data());
+          for (int64_t panel = 0; panel < w.num_panels; ++panel) {
+            const float* b;
+            if (dequant) {
+              dequant(w.panel(panel), k0, kc, s.b_panel.data());
+              b = s.b_panel.data();
+            } else {
+              b = reinterpret_cast<const float*>(w.panel(panel)) + k0 * kPanelRows;
+            }
+            const int64_t n0 = panel * kPanelRows;
+            const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, cout - n0));
+            // As in matmul.cc: the first row tile prefetches the next f32 weight sub-panel.
+            const float* next =
+                !dequant && panel + 1 < w.num_panels
+                    ? reinterpret_cast<const float*>(w.panel(panel + 1)) + k0 * kPanelRows
+                    : nullptr;
+            const float* ap = s.a_packed.data();
+            for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
+              const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
+              gemm(mr, kc, ap, b, c_base + r0 * p.out_c + n0, p.out_c, nr, k0 > 0,
+                   r0 == 0 ? next : nullptr);
+              ap += kc * mr;
+            }
+          }
         }
-        const int64_t n0 = panel * kPanelRows;
-        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, cout - n0));
-        // As in matmul.cc: the first row tile prefetches the next f32 weight sub-panel.
-        const float* next =
-            !dequant && panel + 1 < w.num_panels
-                ? reinterpret_cast<const float*>(w.panel(panel + 1)) + k0 * kPanelRows
-                : nullptr;
-        const float* ap = s.a_packed.data();
-        for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
-          const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
-          gemm(mr, kc, ap, b, c_base + r0 * p.out_c + n0, p.out_c, nr, k0 > 0,
-               r0 == 0 ? next : nullptr);
-          ap += kc * mr;
+        if (bias) {
+          const float* bg = bias + g * cout;
+          for (int64_t r = 0; r < rows; ++r) {
+            float* d = c_base + r * p.out_c;
+            for (int64_t j = 0; j < cout; ++j) d[j] += bg[j];
+          }
         }
-      }
-    }
-    if (bias) {
-      const float* bg = bias + g * cout;
-      for (int64_t r = 0; r < rows; ++r) {
-        float* d = c_base + r * p.out_c;
-        for (int64_t j = 0; j < cout; ++j) d[j] += bg[j];
-      }
-    }
-  });
+      },
+      detail::compute_ns(2.0 * static_cast<double>(pixels) * static_cast<double>(p.out_c) *
+                         static_cast<double>(k_total)));
 }
 
 void avg_pool_2x2(const float* in, int64_t h, int64_t w, int64_t c, float* out) {

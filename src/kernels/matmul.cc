@@ -8,6 +8,7 @@
 
 #include "kernels/cpu.h"
 #include "kernels/matmul_packed.h"
+#include "kernels/work_estimate.h"
 #include "util/check.h"
 #include "util/thread_pool.h"
 
@@ -77,15 +78,19 @@ void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
   // About 64 tasks keep two threads balanced while each task still streams ≥ 1 panel.
   const int64_t per_task = std::max<int64_t>(1, (w.num_panels + 63) / 64);
   const int64_t tasks = (w.num_panels + per_task - 1) / per_task;
-  pool.parallel_for(tasks, [&](int64_t t) {
-    float out[kGemmMinRows * kPanelRows];
-    const int64_t p_end = std::min(w.num_panels, (t + 1) * per_task);
-    for (int64_t p = t * per_task; p < p_end; ++p) {
-      gemv(a, lda, static_cast<int>(m), w.panel(p), w.k, out);
-      const int64_t n0 = p * kPanelRows;
-      apply_epilogue(out, m, kPanelRows, n0, std::min<int64_t>(kPanelRows, w.n - n0), c, ldc, ep);
-    }
-  });
+  pool.parallel_for(
+      tasks,
+      [&](int64_t t) {
+        float out[kGemmMinRows * kPanelRows];
+        const int64_t p_end = std::min(w.num_panels, (t + 1) * per_task);
+        for (int64_t p = t * per_task; p < p_end; ++p) {
+          gemv(a, lda, static_cast<int>(m), w.panel(p), w.k, out);
+          const int64_t n0 = p * kPanelRows;
+          apply_epilogue(out, m, kPanelRows, n0, std::min<int64_t>(kPanelRows, w.n - n0), c, ldc,
+                         ep);
+        }
+      },
+      detail::stream_ns(static_cast<double>(weight_bytes(w.type, w.n, w.k))));
 }
 
 // a_packed[tile][kk * mr + r] for row tiles of kGemmMr rows (the last one may be shorter).
@@ -117,59 +122,66 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
     const int64_t crows = std::min(chunk_rows, m - c0);
     const float* a_chunk = a + c0 * lda;
     float* c_chunk = c + c0 * ldc;
-    pool.parallel_for(k_blocks, [&](int64_t kb) {
-      const int64_t k0 = kb * kKc;
-      pack_a(a_chunk, lda, crows, k0, std::min(kKc, w.k - k0), a_packed + k0 * crows);
-    });
+    pool.parallel_for(
+        k_blocks,
+        [&](int64_t kb) {
+          const int64_t k0 = kb * kKc;
+          pack_a(a_chunk, lda, crows, k0, std::min(kKc, w.k - k0), a_packed + k0 * crows);
+        },
+        detail::stream_ns(8.0 * static_cast<double>(crows * w.k)));
     const int64_t m_blocks = (crows + kMc - 1) / kMc;
     // N blocks of up to 16 panels (256 columns), fewer when that leaves too few tasks.
     const int64_t panels_per_block =
         std::clamp<int64_t>((w.num_panels * m_blocks + 15) / 16, 1, 16);
     const int64_t n_blocks = (w.num_panels + panels_per_block - 1) / panels_per_block;
-    pool.parallel_for(m_blocks * n_blocks, [&](int64_t t) {
-      const int64_t mb = t / n_blocks, nb = t % n_blocks;
-      const int64_t m0 = mb * kMc, rows = std::min(kMc, crows - m0);
-      const int64_t p0 = nb * panels_per_block,
-                    p1 = std::min(w.num_panels, p0 + panels_per_block);
-      std::vector<float>& b_panel = scratch().b_panel;
-      if (dequant) b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
-      for (int64_t k0 = 0; k0 < w.k; k0 += kKc) {
-        const int64_t kc = std::min(kKc, w.k - k0);
-        const bool add = ep.accumulate || k0 > 0;
-        const float* a_block = a_packed + k0 * crows + m0 * kc;
-        for (int64_t p = p0; p < p1; ++p) {
-          const float* b;
-          if (dequant) {
-            dequant(w.panel(p), k0, kc, b_panel.data());
-            b = b_panel.data();
-          } else {
-            b = reinterpret_cast<const float*>(w.panel(p)) + k0 * kPanelRows;
+    pool.parallel_for(
+        m_blocks * n_blocks,
+        [&](int64_t t) {
+          const int64_t mb = t / n_blocks, nb = t % n_blocks;
+          const int64_t m0 = mb * kMc, rows = std::min(kMc, crows - m0);
+          const int64_t p0 = nb * panels_per_block,
+                        p1 = std::min(w.num_panels, p0 + panels_per_block);
+          std::vector<float>& b_panel = scratch().b_panel;
+          if (dequant) b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
+          for (int64_t k0 = 0; k0 < w.k; k0 += kKc) {
+            const int64_t kc = std::min(kKc, w.k - k0);
+            const bool add = ep.accumulate || k0 > 0;
+            const float* a_block = a_packed + k0 * crows + m0 * kc;
+            for (int64_t p = p0; p < p1; ++p) {
+              const float* b;
+              if (dequant) {
+                dequant(w.panel(p), k0, kc, b_panel.data());
+                b = b_panel.data();
+              } else {
+                b = reinterpret_cast<const float*>(w.panel(p)) + k0 * kPanelRows;
+              }
+              const int64_t n0 = p * kPanelRows;
+              const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
+              // While the first row tile runs, the next f32 weight sub-panel is prefetched (for
+              // the other types the expansion of the next sub-panel reads it anyway).
+              const float* next =
+                  !dequant && p + 1 < p1
+                      ? reinterpret_cast<const float*>(w.panel(p + 1)) + k0 * kPanelRows
+                      : nullptr;
+              const float* ap = a_block;
+              for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
+                const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
+                gemm(mr, kc, ap, b, c_chunk + (m0 + r0) * ldc + n0, ldc, nr, add,
+                     r0 == 0 ? next : nullptr);
+                ap += kc * mr;
+              }
+            }
           }
-          const int64_t n0 = p * kPanelRows;
-          const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
-          // While the first row tile runs, the next f32 weight sub-panel is prefetched (for
-          // the other types the expansion of the next sub-panel reads it anyway).
-          const float* next =
-              !dequant && p + 1 < p1
-                  ? reinterpret_cast<const float*>(w.panel(p + 1)) + k0 * kPanelRows
-                  : nullptr;
-          const float* ap = a_block;
-          for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
-            const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
-            gemm(mr, kc, ap, b, c_chunk + (m0 + r0) * ldc + n0, ldc, nr, add,
-                 r0 == 0 ? next : nullptr);
-            ap += kc * mr;
+          if (ep.bias) {
+            const int64_t n0 = p0 * kPanelRows, n1 = std::min(w.n, p1 * kPanelRows);
+            for (int64_t r = 0; r < rows; ++r) {
+              float* d = c_chunk + (m0 + r) * ldc;
+              for (int64_t j = n0; j < n1; ++j) d[j] += ep.bias[j];
+            }
           }
-        }
-      }
-      if (ep.bias) {
-        const int64_t n0 = p0 * kPanelRows, n1 = std::min(w.n, p1 * kPanelRows);
-        for (int64_t r = 0; r < rows; ++r) {
-          float* d = c_chunk + (m0 + r) * ldc;
-          for (int64_t j = n0; j < n1; ++j) d[j] += ep.bias[j];
-        }
-      }
-    });
+        },
+        detail::compute_ns(2.0 * static_cast<double>(crows) * static_cast<double>(w.n) *
+                           static_cast<double>(w.k)));
   }
 }
 

@@ -15,10 +15,24 @@ inline void cpu_relax() {
 #endif
 }
 
+// Spins briefly, then yields the core: the thread being waited for may be runnable on it.
+template <typename Pred>
+void wait_until(Pred ready) {
+  for (int spin = 0; !ready(); ++spin) {
+    if (spin < 2048) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 }  // namespace
 
-ThreadPool::ThreadPool(int num_threads) {
-  if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+ThreadPool::ThreadPool(int num_threads, double min_parallel_ns)
+    : min_parallel_ns_(min_parallel_ns) {
+  if (num_threads <= 0)
+    num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   workers_.reserve(static_cast<size_t>(num_threads - 1));
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
@@ -37,18 +51,19 @@ ThreadPool& ThreadPool::global() {
   return pool;
 }
 
-void ThreadPool::run_tasks() {
+void ThreadPool::run_tasks(Job& job) {
   const bool was_inside = t_inside_pool;
   t_inside_pool = true;
   for (;;) {
-    const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= num_tasks_) break;
+    const int64_t task = job.next.fetch_add(1, std::memory_order_relaxed);
+    if (task >= job.num_tasks) break;
     try {
-      (*fn_)(task);
+      (*job.fn)(task);
     } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex_);
-      if (!error_) error_ = std::current_exception();
+      std::lock_guard<std::mutex> lock(job.error_mutex);
+      if (!job.error) job.error = std::current_exception();
     }
+    job.done.fetch_add(1, std::memory_order_release);
   }
   t_inside_pool = was_inside;
 }
@@ -56,25 +71,28 @@ void ThreadPool::run_tasks() {
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
-    // Spin a little before sleeping: jobs come in quick bursts (one per matrix during decode).
-    for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin) cpu_relax();
+    // Spin a little before sleeping: jobs come in quick bursts (several per token in decode).
+    for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin)
+      cpu_relax();
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      work_cv_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
+      work_cv_.wait(lock,
+                    [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
       if (stop_) return;
       seen = generation_.load(std::memory_order_relaxed);
     }
-    run_tasks();
-    if (active_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_cv_.notify_one();
-    }
+    // users_ before current_ (both seq_cst): either the caller sees this worker in users_
+    // and waits for it, or this worker sees the job already withdrawn.
+    users_.fetch_add(1);
+    if (Job* job = current_.load()) run_tasks(*job);
+    users_.fetch_sub(1);
   }
 }
 
-void ThreadPool::parallel_for(int64_t num_tasks, const std::function<void(int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t num_tasks, const std::function<void(int64_t)>& fn,
+                              double work_ns) {
   if (num_tasks <= 0) return;
-  if (workers_.empty() || num_tasks == 1 || t_inside_pool) {
+  if (workers_.empty() || num_tasks == 1 || t_inside_pool || work_ns < min_parallel_ns_) {
     const bool was_inside = t_inside_pool;
     t_inside_pool = true;
     try {
@@ -87,30 +105,21 @@ void ThreadPool::parallel_for(int64_t num_tasks, const std::function<void(int64_
     return;
   }
   std::lock_guard<std::mutex> job_lock(job_mutex_);
+  Job job;
+  job.fn = &fn;
+  job.num_tasks = num_tasks;
+  current_.store(&job);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    fn_ = &fn;
-    num_tasks_ = num_tasks;
-    next_task_.store(0, std::memory_order_relaxed);
-    error_ = nullptr;
-    active_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
   }
   work_cv_.notify_all();
-  run_tasks();
-  // Workers finish quickly once tasks run out; spin briefly before sleeping, since decode
-  // issues thousands of short jobs per second and a futex wake costs tens of microseconds.
-  for (int spin = 0; spin < 4096 && active_workers_.load(std::memory_order_acquire) != 0; ++spin) cpu_relax();
-  if (active_workers_.load(std::memory_order_acquire) != 0) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_cv_.wait(lock, [&] { return active_workers_.load(std::memory_order_acquire) == 0; });
-  }
-  fn_ = nullptr;
-  if (error_) {
-    std::exception_ptr e = error_;
-    error_ = nullptr;
-    std::rethrow_exception(e);
-  }
+  run_tasks(job);
+  // Only tasks already claimed are waited for; workers still asleep find nothing to do.
+  wait_until([&] { return job.done.load(std::memory_order_acquire) == num_tasks; });
+  current_.store(nullptr);
+  wait_until([&] { return users_.load() == 0; });
+  if (job.error) std::rethrow_exception(job.error);
 }
 
 }  // namespace flamingo

@@ -115,7 +115,7 @@ std::string describe(const Problem& p) {
 }
 
 TEST(Attention, HeadDims) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   testing::for_each_isa([&](Isa) {
     for (int64_t dh : testing::edge_sizes())
       for (bool causal : {false, true}) {
@@ -137,7 +137,7 @@ TEST(Attention, HeadDims) {
 }
 
 TEST(Attention, ModelShapes) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   std::vector<Problem> problems = {
       // LLaMA-style decode over a KV cache: GQA 32/4, dh 64, long enough to stream many blocks.
       {.n_q = 1,

@@ -122,7 +122,7 @@ TEST(Conv, SamePaddingRule) {
 }
 
 TEST(Conv, OneByOneAcrossChannelCounts) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   testing::for_each_isa([&](Isa) {
     for (int64_t ic : testing::edge_sizes())
       for (int64_t oc : {int64_t{1}, int64_t{17}, int64_t{33}, int64_t{129}}) {
@@ -133,7 +133,7 @@ TEST(Conv, OneByOneAcrossChannelCounts) {
 }
 
 TEST(Conv, GroupedAndStridedAcrossShapes) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   std::vector<ConvCase> cases;
   for (int64_t h : {1, 2, 5, 8})
     for (int64_t w : {1, 3, 8, 9})
@@ -170,7 +170,7 @@ TEST(Conv, GroupedAndStridedAcrossShapes) {
 }
 
 TEST(Conv, ReducedPrecisionWeights) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   testing::for_each_isa([&](Isa) {
     for (WeightType t : {WeightType::kF16, WeightType::kBF16}) {
       run_case(

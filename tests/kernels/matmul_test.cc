@@ -143,7 +143,7 @@ class MatmulTest : public ::testing::TestWithParam<std::tuple<Isa, WeightType>> 
 // Every M × N from the size list, K cycling through the list, so each size meets every other
 // within a fast run.
 TEST_P(MatmulTest, SizeSweep) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   uint64_t seed = 100;
   for (size_t i = 0; i < std::size(kSizes); ++i) {
     for (size_t j = 0; j < std::size(kSizes); ++j) {
@@ -155,7 +155,7 @@ TEST_P(MatmulTest, SizeSweep) {
 }
 
 TEST_P(MatmulTest, EveryK) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   uint64_t seed = 500;
   for (int64_t k : kSizes) {
     for (int64_t m : {1, 5, 8, 13}) check_case(type(), {m, 33, fit_k(k)}, pool, seed++);
@@ -164,13 +164,13 @@ TEST_P(MatmulTest, EveryK) {
 }
 
 TEST_P(MatmulTest, QuantisationErrorWithinBound) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   check_case(type(), {1, 64, 256}, pool, 900, true);
   check_case(type(), {24, 48, 512}, pool, 901, true);
 }
 
 TEST_P(MatmulTest, StridesBiasAndAccumulate) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   uint64_t seed = 1000;
   for (int64_t m : {1, 3, 7, 8, 17, 100}) {
     for (bool bias : {false, true}) {
@@ -183,7 +183,7 @@ TEST_P(MatmulTest, StridesBiasAndAccumulate) {
 }
 
 TEST_P(MatmulTest, LargeMagnitudes) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   // fp16 weights stop at 65504; keep them at ±1000 so every type can hold them.
   check_case(type(), {3, 40, fit_k(96), 0, 0, true, false, 1e5f, 1e3f}, pool, 1100);
   check_case(type(), {70, 40, fit_k(300), 0, 0, false, true, 1e5f, 1e3f}, pool, 1101);
@@ -191,7 +191,7 @@ TEST_P(MatmulTest, LargeMagnitudes) {
 }
 
 TEST_P(MatmulTest, ModelShapeDecode) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   check_case(type(), {1, 5632, 2048}, pool, 1200);
 }
 
@@ -199,7 +199,7 @@ TEST_P(MatmulTest, ModelShapeDecode) {
 // both ISAs (the other types share the GEMM driver and differ only in their sub-panel
 // expansion, which the sweeps cover).
 TEST(MatmulModelShape, Prefill) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
     if (isa == Isa::kAvx2 && !cpu_has_avx2()) continue;
     IsaScope scope(isa);
@@ -211,7 +211,7 @@ TEST(MatmulModelShape, Prefill) {
 // With K = 8192 packed A is split into chunks of 192 rows, so M = 400 runs three chunks (the
 // last of 16 rows), with strides, bias and accumulation.
 TEST(MatmulRowChunks, SeveralPackedChunks) {
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
     if (isa == Isa::kAvx2 && !cpu_has_avx2()) continue;
     IsaScope scope(isa);
@@ -221,7 +221,7 @@ TEST(MatmulRowChunks, SeveralPackedChunks) {
 }
 
 TEST_P(MatmulTest, BitwiseIdenticalForAnyThreadCount) {
-  ThreadPool one(1), two(2), three(3);
+  ThreadPool one(1), two(2, /*min_parallel_ns=*/0), three(3, /*min_parallel_ns=*/0);
   for (const Case& cs : std::vector<Case>{{1, 1000, fit_k(300)},
                                           {5, 300, fit_k(200)},
                                           {200, 300, fit_k(600)},
@@ -251,7 +251,7 @@ INSTANTIATE_TEST_SUITE_P(AllIsasAndTypes, MatmulTest,
 
 TEST(MatmulAgreement, ScalarAndAvx2Agree) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   for (WeightType type : kAllTypes) {
     for (int64_t m : {1, 4, 7, 8, 50}) {
       const int64_t n = 70, k = 320;

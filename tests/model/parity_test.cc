@@ -102,7 +102,7 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
   model::SafetensorsWeightSource source(weights);
   const model::FlamingoModel net(config, source);
   const io::SafetensorsFile expected = io::SafetensorsFile::open(dir / "reference" / "expected.safetensors");
-  ThreadPool pool(2);
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
 
   // Vision encoder, per frame, fed the reference's preprocessed pixels.
   std::vector<model::MediaKV> media;

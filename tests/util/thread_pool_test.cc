@@ -23,9 +23,10 @@ TEST(ThreadPool, RunsEveryTaskExactlyOnce) {
 
 TEST(ThreadPool, RethrowsTheTaskException) {
   ThreadPool pool(2);
-  EXPECT_THROW(pool.parallel_for(100, [](int64_t i) {
-                 if (i == 37) throw std::runtime_error("task 37");
-               }),
+  EXPECT_THROW(pool.parallel_for(100,
+                                 [](int64_t i) {
+                                   if (i == 37) throw std::runtime_error("task 37");
+                                 }),
                std::runtime_error);
   // The pool stays usable afterwards.
   std::atomic<int64_t> sum{0};
@@ -61,6 +62,27 @@ TEST(ThreadPool, ConcurrentCallersAreSerialised) {
     });
   for (auto& c : callers) c.join();
   EXPECT_EQ(sum.load(), 4 * 50 * 120);
+}
+
+TEST(ThreadPool, SmallJobsRunOnTheCaller) {
+  ThreadPool pool(2);
+  std::vector<std::thread::id> ran(8);
+  pool.parallel_for(
+      8, [&](int64_t i) { ran[static_cast<size_t>(i)] = std::this_thread::get_id(); },
+      /*work_ns=*/1000);
+  for (const auto& id : ran) EXPECT_EQ(id, std::this_thread::get_id());
+}
+
+// Workers that wake late for a job must neither run a task twice nor touch a finished job:
+// many tiny jobs with more workers than cores make late wake-ups the common case.
+TEST(ThreadPool, LateWorkersNeverRepeatOrLoseTasks) {
+  ThreadPool pool(4, /*min_parallel_ns=*/0);
+  for (int job = 0; job < 20000; ++job) {
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(1 + job % 5));
+    pool.parallel_for(static_cast<int64_t>(hits.size()),
+                      [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "job " << job;
+  }
 }
 
 }  // namespace
