@@ -28,6 +28,7 @@ sys.path.insert(0, TOOLS)
 
 from convert import cli as convert_cli  # noqa: E402
 from reference import build_reference, randomize_, write_layouts  # noqa: E402
+from reference.model_dir import load_model_dir  # noqa: E402
 
 FIXTURE_DIR = os.path.join(ROOT, "tests", "data", "parity")
 GREEDY_TOKENS = 32
@@ -141,6 +142,21 @@ def fixture_specs(vocab):
         config=c, seed=44, frames=2, hf_vocab="base",
         image_sizes=[(36, 44), (44, 36), (40, 40), (32, 48)], rgba=[False] * 4,
         prompt="clip one<image>Output: a person walking<|endofchunk|><image>Output:")
+
+    # Quantised models (docs/quantization.md): every width a multiple of the block size 32 so
+    # that the matrices really are quantised. The expected tensors come from the reference
+    # running the dequantised weights the converter wrote (so the engine must dequantise
+    # exactly as the converter does); logits_f32 is the same model before quantisation.
+    for dtype in ("q8_0", "q4_0"):
+        c = base_config(vocab)
+        c["vision"].update(stem_channels=[4, 8, 16, 32], widths=[64, 64, 64, 64], group_width=8)
+        c["resampler"].update(dim=64, depth=1, heads=2, head_dim=32, ff_mult=2)
+        c["xattn"].update(every=2, heads=2, head_dim=32, ff_dim=128)
+        c["lm"].update(dim=64, layers=2, heads=4, kv_heads=2, head_dim=16, ffn_dim=128)
+        specs[f"quant_{dtype}"] = dict(
+            config=c, seed=55 if dtype == "q8_0" else 58, frames=1, hf_vocab="base", dtype=dtype,
+            image_sizes=[(48, 40), (40, 48)], rgba=[False, False],
+            prompt="a photo of<image>Output: a red circle<|endofchunk|><image>Output:")
     return specs
 
 
@@ -200,11 +216,15 @@ def build_fixture(name, spec, out_root, sp_path, work):
     out = os.path.join(out_root, name)
     if os.path.exists(out):
         shutil.rmtree(out)
-    rc = convert_cli.main(paths["convert_args"] + ["--out", out, "--quiet"])
+    dtype = spec.get("dtype", "f32")
+    rc = convert_cli.main(paths["convert_args"] + ["--out", out, "--quiet", "--dtype", dtype])
     if rc != 0:
         raise SystemExit(f"{name}: the converter failed")
     with open(os.path.join(out, "config.json")) as f:
         written = json.load(f)
+    if dtype != "f32":
+        cfg = json.loads(json.dumps(cfg))
+        cfg["vision"]["ws_folded"] = True
     for sec in ("vision", "resampler", "xattn", "lm", "tokens", "preprocess"):
         if written[sec] != cfg[sec]:
             diff = {k: (cfg[sec].get(k), written[sec].get(k)) for k in set(cfg[sec]) | set(written[sec])
@@ -231,12 +251,19 @@ def build_fixture(name, spec, out_root, sp_path, work):
             k += 1
         pixels.append(torch.stack(fr))
 
+    f32_logits = None
+    if dtype != "f32":
+        f32_logits = model(ids, pixels)["logits"]
+        source_model, model = model, load_model_dir(out)
     res = model(ids, pixels)
     greedy, margins = model.greedy(ids, pixels, GREEDY_TOKENS, return_margins=True)
     if min(margins) < MIN_GREEDY_MARGIN:
         raise SystemExit(f"{name}: greedy step {int(np.argmin(margins))} has a top-2 margin of "
                          f"{min(margins):.2e}; pick another seed so the KV-cache run cannot flip it")
     exp = {"prompt_ids": ids, "logits": res["logits"], "greedy_ids": greedy}
+    if f32_logits is not None:
+        exp["logits_f32"] = f32_logits
+        exp.update(quantisation_samples(source_model, out, dtype))
     for i, px in enumerate(pixels):
         exp[f"pixels.{i}"] = px
         exp[f"vision.{i}"] = res["vision"][i]
@@ -258,6 +285,38 @@ def build_fixture(name, spec, out_root, sp_path, work):
     os.makedirs(os.path.join(out, "reference"), exist_ok=True)
     write_safetensors_deterministic(exp, os.path.join(out, "reference", "expected.safetensors"), meta)
     return out
+
+
+QUANT_SAMPLES = {  # model-directory name → (reference module, its state-dict key)
+    "vision.stages.1.0.conv1.weight": ("vision", "stages.1.0.conv1.weight"),
+    "lm.layers.1.mlp.up_proj.weight": ("lm", "model.layers.1.mlp.up_proj.weight"),
+}
+
+
+def quantisation_samples(model, out, dtype):
+    """For two matrices: the f32 values the converter quantised (conv: standardised) and the
+    converter's own dequantisation of what it wrote, so the C++ test can check that the engine
+    quantises them to the same codes and dequantises the file to the same values."""
+    from safetensors.numpy import load_file as load_np
+
+    from convert.quantize import dequantize, fold_weight_standardisation
+
+    written = load_np(os.path.join(out, "model.safetensors"))
+    samples = {}
+    for name, (module, key) in QUANT_SAMPLES.items():
+        sd = getattr(model, module).state_dict()
+        w = sd[key].double().numpy()
+        if module == "vision":
+            w = fold_weight_standardisation(w, sd[key[: -len("weight")] + "gain"].double().numpy(),
+                                            model.config["vision"]["ws_eps"])
+        q = written[name]
+        qtype = "q8_0" if q.dtype == np.int8 else "q4_0"
+        if qtype != dtype:
+            raise SystemExit(f"{name} is stored as {qtype} in a {dtype} fixture")
+        samples[f"quant_source.{name}"] = torch.from_numpy(w.reshape(w.shape[0], -1).astype(np.float32))
+        samples[f"quant_dequantized.{name}"] = torch.from_numpy(
+            dequantize(qtype, q, written[name + "_scale"].view(np.uint16)))
+    return samples
 
 
 def write_safetensors_deterministic(tensors, path, metadata):

@@ -68,29 +68,50 @@ def require(sd, name, shape, where):
     return t
 
 
-# Tensors kept in fp32 whatever --dtype says: small, and added to or multiplied into
-# activations (the engine upcasts them anyway, so storing them narrower only loses precision).
-def _keeps_f32(name, t):
-    leaf = name.rsplit(".", 1)[-1]
-    return (t.dim() <= 1 or leaf in ("gain", "latents", "frame_embs", "media_time_embs",
-                                     "attn_gate", "ff_gate"))
-
-
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+ALL_DTYPES = ("f32", "f16", "bf16", "q8_0", "q4_0")
 
 
-def write_safetensors(tensors, path, dtype, metadata=None, progress=True):
+def storage_tensors(name, t, dtype, tied_embeddings=False, head_q8_in_q4=True):
+    """{stored name: tensor} for tensor `name` in a model of `dtype`: one tensor, or for a
+    quantised matrix `X.weight` (I8 or U8 codes) + `X.weight_scale` (F16 block scales).
+    Which tensor gets which type: tools/convert/quantize.py (storage_type)."""
+    import numpy as np
+
+    from . import quantize
+
+    if isinstance(t, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(t))
+    t = t.detach().to("cpu")
+    if not t.is_floating_point():
+        raise ConvertError(f"tensor {name} is {t.dtype}, expected a floating-point tensor")
+    kind = quantize.storage_type(name, list(t.shape), dtype, tied_embeddings, head_q8_in_q4)
+    if kind not in quantize.QTYPES:
+        return {name: t.to(DTYPES[kind]).contiguous()}
+    rows = t.float().reshape(t.shape[0], -1).numpy()
+    try:
+        q, scales = quantize.quantize(kind, rows, name)
+    except quantize.QuantizeError as e:
+        raise ConvertError(str(e)) from e
+    return {name: torch.from_numpy(q), name + "_scale": torch.from_numpy(scales.view(np.float16))}
+
+
+def write_safetensors(tensors, path, dtype, metadata=None, progress=True, tied_embeddings=False,
+                      head_q8_in_q4=True):
     """Writes with the safetensors library: the header is padded to 8 bytes and tensors are
-    ordered by decreasing element size, so every tensor starts aligned to its element size."""
+    ordered by decreasing element size, so every tensor starts aligned to its element size.
+    Quantised dtypes need the vision convolutions already folded (quantize.fold_vision_convs)."""
     from safetensors.torch import save_file
     from tqdm import tqdm
 
-    target = DTYPES[dtype]
+    if dtype not in ALL_DTYPES:
+        raise ConvertError(f"unknown dtype {dtype!r}; expected one of {ALL_DTYPES}")
+    if dtype in ("q8_0", "q4_0") and any(n.startswith("vision.") and n.endswith(".gain") for n in tensors):
+        raise ConvertError("quantised models store the vision convolutions standardised: fold them first")
     out = {}
-    for name in tqdm(sorted(tensors), desc=f"casting to {dtype}", disable=not progress, unit="t"):
-        t = tensors[name].detach().to("cpu")
-        if not t.is_floating_point():
-            raise ConvertError(f"tensor {name} is {t.dtype}, expected a floating-point tensor")
-        t = t.to(torch.float32 if _keeps_f32(name, t) else target)
-        out[name] = t.contiguous()
+    for name in tqdm(sorted(tensors), desc=f"writing {dtype}", disable=not progress, unit="t"):
+        for k, v in storage_tensors(name, tensors[name], dtype, tied_embeddings, head_q8_in_q4).items():
+            if k in out or (k != name and k in tensors):
+                raise ConvertError(f"tensor {k} produced twice")
+            out[k] = v
     save_file(out, path, metadata=metadata or {"format": "pt"})

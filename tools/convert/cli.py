@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -9,7 +10,8 @@ import sys
 import torch
 
 from . import flamingo, llama, vision
-from .checkpoint_io import DTYPES, ConvertError, load_state_dict, write_safetensors
+from . import quantize
+from .checkpoint_io import ALL_DTYPES, ConvertError, load_state_dict, write_safetensors
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
@@ -27,7 +29,10 @@ def parse_args(argv):
     p.add_argument("--idefics", help="IDEFICS-layout weights (model.perceiver_resampler.*, "
                                      "model.gated_cross_attn_layers.*)")
     p.add_argument("--llama", required=True, help="HF LLaMA directory (config.json, weights, tokenizer.model)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="f32")
+    p.add_argument("--dtype", choices=ALL_DTYPES, default="f32",
+                   help="q8_0/q4_0: block-32 quantised matrices (policy: docs/quantization.md)")
+    p.add_argument("--fold-ws", action="store_true",
+                   help="store the vision convolutions standardised (always on for q8_0/q4_0)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     g = p.add_argument_group("vision (not inferable from shapes)")
     g.add_argument("--image-size", type=int, help="input side (default: timm test size for F0-F6)")
@@ -174,6 +179,9 @@ def convert(args):
             "torch": torch.__version__,
         },
     }
+    if args.fold_ws or args.dtype in quantize.QTYPES:
+        vt = quantize.fold_vision_convs(vt, vcfg["ws_eps"])
+        vcfg["ws_folded"] = True
     tensors = {}
     for part in (vt, rt, xt, lt):
         for k, v in part.items():
@@ -182,12 +190,12 @@ def convert(args):
             tensors[k] = v
     os.makedirs(args.out, exist_ok=True)
     write_safetensors(tensors, os.path.join(args.out, "model.safetensors"), args.dtype,
-                      progress=not args.quiet)
+                      progress=not args.quiet, tied_embeddings=lcfg.get("tie_embeddings", False))
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
     shutil.copyfile(sp_path, os.path.join(args.out, "tokenizer.model"))
-    n = sum(t.numel() for t in tensors.values())
+    n = sum(math.prod(t.shape) for t in tensors.values())
     log(f"wrote {args.out}: {len(tensors)} tensors, {n / 1e6:.3f}M parameters, dtype {args.dtype}")
     return config
 

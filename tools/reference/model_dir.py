@@ -5,6 +5,11 @@
 Used by the self-tests: a directory written by tools/convert.py must reproduce the model it was
 converted from, so a mapping mistake in the converter (a swapped K/V half, a transposed
 matrix, a misplaced block) cannot hide behind the C++ side.
+
+Quantised matrices (`X.weight` I8/U8 + `X.weight_scale`) are dequantised exactly as the engine
+does (tools/convert/quantize.py). Standardised convolutions (`vision.ws_folded`) are run as
+plain convolutions with timm's SAME padding: the stored (rounded) weights are what the engine
+multiplies, and standardising them again would subtract their rounding-shifted means.
 """
 
 import json
@@ -18,11 +23,43 @@ from .flamingo_ref import build_reference, resampler_kind, xattn_kind
 def _read_weights(directory):
     from safetensors.torch import load_file
 
-    out = {}
+    raw = {}
     for f in sorted(os.listdir(directory)):
         if f.endswith(".safetensors") and f != "expected.safetensors":
-            out.update({k: v.float() for k, v in load_file(os.path.join(directory, f)).items()})
+            raw.update(load_file(os.path.join(directory, f)))
+    out = {}
+    for k, v in raw.items():
+        if k.endswith(".weight_scale"):
+            continue
+        if v.dtype in (torch.int8, torch.uint8):
+            from convert.quantize import dequantize
+
+            qtype = "q8_0" if v.dtype == torch.int8 else "q4_0"
+            scales = raw[k + "_scale"].numpy().view("uint16")
+            out[k] = torch.from_numpy(dequantize(qtype, v.numpy(), scales))
+        else:
+            out[k] = v.float()
     return out
+
+
+def _run_convs_folded(vision, w):
+    """Every ScaledStdConv2d of the NFNet becomes a plain convolution with the stored weight
+    (its gain is unused and set to 1 so the state dict stays complete)."""
+    import types
+
+    import torch.nn.functional as F
+    from timm.layers import ScaledStdConv2dSame
+    from timm.layers.padding import pad_same
+
+    def forward(self, x):
+        if self.same_pad:
+            x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    for name, m in vision.named_modules():
+        if isinstance(m, ScaledStdConv2dSame):
+            w.setdefault(f"vision.{name}.gain", torch.ones_like(m.gain))
+            m.forward = types.MethodType(forward, m)
 
 
 def _take(w, prefix):
@@ -108,10 +145,15 @@ def _lm_sd(w):
 def load_model_dir(directory):
     with open(os.path.join(directory, "config.json")) as f:
         cfg = json.load(f)
-    if cfg["vision"].get("ws_folded"):
-        raise ValueError("the reference needs unstandardised conv weights (ws_folded false)")
     model = build_reference(cfg)
     w = _read_weights(directory)
+    vision_sd = model.vision.state_dict()
+    for k, v in vision_sd.items():  # quantised convs are stored as [out, in·kh·kw] matrices
+        t = w.get(f"vision.{k}")
+        if t is not None and t.shape != v.shape and t.numel() == v.numel():
+            w[f"vision.{k}"] = t.reshape(v.shape)
+    if cfg["vision"].get("ws_folded"):
+        _run_convs_folded(model.vision, w)
     model.vision.load_state_dict(_take(w, "vision."), strict=False)
     missing = [k for k in model.vision.state_dict() if not k.startswith("head.") and f"vision.{k}" not in w]
     if missing:
