@@ -4,46 +4,76 @@
 
 namespace flamingo::model {
 
+SafetensorsWeightSource::~SafetensorsWeightSource() {
+  try {
+    release_pending();
+  } catch (const Error&) {
+    // Releasing is only a residency hint; the tensors all come from weights_, so it cannot fail.
+  }
+}
+
+void SafetensorsWeightSource::release_pending() {
+  for (const io::TensorView* t : pending_) weights_.release(*t);
+  pending_.clear();
+}
+
 kernels::WeightView SafetensorsWeightSource::matrix(const std::string& name, int64_t n, int64_t k) {
+  release_pending();
   const io::TensorView& t = weights_.get(name);
+  pending_.push_back(&t);
   kernels::WeightView v;
   v.data = t.data;
   v.n = n;
   v.k = k;
   auto expect_numel = [&](int64_t numel) {
     if (t.numel != numel)
-      fail(ErrorCode::kModelMismatch, t.file, ": tensor ", name, " has ", t.numel, " elements ", t.shape_string(),
-           ", expected ", numel, " for a ", n, "x", k, " matrix");
+      fail(ErrorCode::kModelMismatch, t.file, ": tensor ", name, " has ", t.numel, " elements ",
+           t.shape_string(), ", expected ", numel, " for a ", n, "x", k, " matrix");
   };
   switch (t.dtype) {
-    case io::DType::kF32: v.type = kernels::WeightType::kF32; expect_numel(n * k); return v;
-    case io::DType::kF16: v.type = kernels::WeightType::kF16; expect_numel(n * k); return v;
-    case io::DType::kBF16: v.type = kernels::WeightType::kBF16; expect_numel(n * k); return v;
+    case io::DType::kF32:
+      v.type = kernels::WeightType::kF32;
+      expect_numel(n * k);
+      return v;
+    case io::DType::kF16:
+      v.type = kernels::WeightType::kF16;
+      expect_numel(n * k);
+      return v;
+    case io::DType::kBF16:
+      v.type = kernels::WeightType::kBF16;
+      expect_numel(n * k);
+      return v;
     case io::DType::kI8:
     case io::DType::kU8: {
       const bool q8 = t.dtype == io::DType::kI8;
       v.type = q8 ? kernels::WeightType::kQ8_0 : kernels::WeightType::kQ4_0;
-      if (k % 32 != 0) fail(ErrorCode::kModelMismatch, t.file, ": quantised tensor ", name, " has k = ", k, ", not a multiple of 32");
+      if (k % 32 != 0)
+        fail(ErrorCode::kModelMismatch, t.file, ": quantised tensor ", name, " has k = ", k,
+             ", not a multiple of 32");
       expect_numel(q8 ? n * k : n * k / 2);
       const io::TensorView& s = weights_.get(name + "_scale");
       if (s.dtype != io::DType::kF16 || s.numel != n * k / 32)
-        fail(ErrorCode::kModelMismatch, s.file, ": tensor ", s.name, " must be F16 with ", n * k / 32, " elements, has ",
-             io::dtype_name(s.dtype), " ", s.shape_string());
+        fail(ErrorCode::kModelMismatch, s.file, ": tensor ", s.name, " must be F16 with ",
+             n * k / 32, " elements, has ", io::dtype_name(s.dtype), " ", s.shape_string());
       v.scales = reinterpret_cast<const uint16_t*>(s.data);
+      pending_.push_back(&s);
       return v;
     }
     default:
-      fail(ErrorCode::kModelMismatch, t.file, ": tensor ", name, " has dtype ", io::dtype_name(t.dtype),
-           "; matrices must be F32, F16, BF16, I8 (q8_0) or U8 (q4_0)");
+      fail(ErrorCode::kModelMismatch, t.file, ": tensor ", name, " has dtype ",
+           io::dtype_name(t.dtype), "; matrices must be F32, F16, BF16, I8 (q8_0) or U8 (q4_0)");
   }
 }
 
 std::vector<float> SafetensorsWeightSource::floats(const std::string& name, int64_t numel) {
+  release_pending();
   const io::TensorView& t = weights_.get(name);
   if (t.numel != numel)
-    fail(ErrorCode::kModelMismatch, t.file, ": tensor ", name, " has ", t.numel, " elements ", t.shape_string(),
-         ", expected ", numel);
-  return io::read_f32(t, /*check_finite=*/true);
+    fail(ErrorCode::kModelMismatch, t.file, ": tensor ", name, " has ", t.numel, " elements ",
+         t.shape_string(), ", expected ", numel);
+  std::vector<float> out = io::read_f32(t, /*check_finite=*/true);
+  weights_.release(t);
+  return out;
 }
 
 }  // namespace flamingo::model

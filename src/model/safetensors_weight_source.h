@@ -9,9 +9,18 @@
 
 namespace flamingo::model {
 
+// Every tensor handed out is released (its mapped pages dropped from the process, see
+// io::ModelWeights::release) at the next request and when the source is destroyed: by then the
+// stage that asked for it has packed or copied it. A tensor read again later (the embedding
+// table, used in place) is simply faulted back in from the page cache. Without this the mapped
+// file pages touched while packing stay resident beside the packed copy: peak RSS was 1.75× the
+// weight files on the TinyLlama-shape benchmark model (docs/performance.md).
 class SafetensorsWeightSource : public WeightSource {
  public:
   explicit SafetensorsWeightSource(const io::ModelWeights& weights) : weights_(weights) {}
+  ~SafetensorsWeightSource() override;
+  SafetensorsWeightSource(const SafetensorsWeightSource&) = delete;
+  SafetensorsWeightSource& operator=(const SafetensorsWeightSource&) = delete;
 
   // F32/F16/BF16 tensors are used as they are; an I8 (Q8_0) or U8 (Q4_0) tensor comes with
   // its fp16 block scales in "<name>_scale".
@@ -20,7 +29,10 @@ class SafetensorsWeightSource : public WeightSource {
   bool has(const std::string& name) const override { return weights_.contains(name); }
 
  private:
+  void release_pending();
+
   const io::ModelWeights& weights_;
+  std::vector<const io::TensorView*> pending_;
 };
 
 }  // namespace flamingo::model
