@@ -42,7 +42,8 @@ struct Options {
   std::vector<std::string> images;  // --image and positional, in order
   std::optional<std::string> prompt;
   std::vector<std::string> scores;
-  int max_tokens = 32;
+  // The demo model's longest captions (four groups of objects) take 36 tokens.
+  int max_tokens = 64;
   int threads = 0;
   float temp = 0.f;
   int top_k = 40;
@@ -65,7 +66,7 @@ options (defaults in brackets):
       --image FILE        an image for the next <image> marker (repeatable)
   -p, --prompt TEXT       prompt with <image> markers [the model's caption prompt, per image]
   -f, --prompt-file FILE  read the prompt from FILE
-  -n, --max-tokens N      tokens to generate at most [32]
+  -n, --max-tokens N      tokens to generate at most [64]
   -t, --threads N         compute threads, 0 = all cores [0]
       --temp T            sampling temperature, 0 = greedy [0]
       --top-k K           keep the K most likely tokens, 0 = off [40]

@@ -74,9 +74,11 @@ def to_tensor(images_u8: np.ndarray) -> torch.Tensor:
 class Sequences:
     """Samples batches of same-task interleaved sequences from the pools."""
 
-    def __init__(self, tok, pools: dict, max_pairs: dict):
+    def __init__(self, tok, pools: dict, max_pairs: dict, features: dict | None = None):
         self.tok = tok
         self.pools = pools                  # pool name -> (images u8, facts)
+        # pool name -> [N, v, D] frozen vision features; batches then carry these, not pixels
+        self.features = features
         self.max_pairs = max_pairs          # task -> K
         self.answer_ids = {}
         for task, pool in POOL_OF_TASK.items():
@@ -87,6 +89,8 @@ class Sequences:
               max_pairs: int | None = None):
         pool = POOL_OF_TASK[task]
         images, facts = self.pools[pool]
+        if self.features is not None:
+            images = self.features[pool]
         seqs, idxs = [], []
         # One pair count per batch keeps the rows of similar length (little padding).
         k = rng.randint(1, max_pairs or self.max_pairs[task])
@@ -112,7 +116,8 @@ class Sequences:
         counts = [len(c) for c in idxs]
         if images is not None:
             flat = [c for chosen in idxs for c in chosen]
-            pixels = to_tensor(images[flat])
+            pixels = (torch.from_numpy(images[flat]) if images.dtype == np.float32
+                      else to_tensor(images[flat]))
         return ids, targets, pixels, counts
 
 

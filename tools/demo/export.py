@@ -184,21 +184,27 @@ def greedy(net, tok, text, pix, max_new=64):
     return tok.decode(out).strip()
 
 
-def write_examples(net, tok, out_dir, count=5, seed=3):
-    """Example scenes of varied object counts whose captions the exported model gets right,
-    as PNG except the last one, which goes through JPEG (quality 90)."""
+def write_examples(net, tok, out_dir, seed=3):
+    """Example scenes whose captions the exported model gets right: four of 1-4 objects and
+    two of the question tasks' kind (one large object, so colour and shape have an answer;
+    with the first they make three, enough for 2-shot prompts). PNG except the last one,
+    which goes through JPEG (quality 90)."""
     from PIL import Image
 
     ex_dir = os.path.join(out_dir, "examples")
     os.makedirs(ex_dir, exist_ok=True)
     rng = random.Random(f"examples/{seed}")
-    wanted = [1, 2, 3, 4, 3][:count]
+    # (sampler, objects, large objects or None for any)
+    wanted = [("caption", 1, 1), ("caption", 2, None), ("caption", 3, None), ("caption", 4, None),
+              ("colour", 2, 1), ("colour", 3, 1)]
     lines = []
-    for i, n_obj in enumerate(wanted):
-        jpeg = i == count - 1
-        for attempt in range(200):
-            sc = scenes.sample_scene(rng, "caption")
+    for i, (kind, n_obj, n_large) in enumerate(wanted):
+        jpeg = i == len(wanted) - 1
+        for attempt in range(300):
+            sc = scenes.sample_scene(rng, kind)
             if len(sc.objects) != n_obj:
+                continue
+            if n_large is not None and sum(o.size == "large" for o in sc.objects) != n_large:
                 continue
             img = scenes.render(sc)
             name = f"scene{i + 1}.{'jpg' if jpeg else 'png'}"
@@ -211,7 +217,7 @@ def write_examples(net, tok, out_dir, count=5, seed=3):
                 break
             os.remove(path)
         else:
-            raise SystemExit(f"export: no correctly captioned {n_obj}-object example in 200 tries")
+            raise SystemExit(f"export: no correctly captioned {n_obj}-object example in 300 tries")
     with open(os.path.join(ex_dir, "captions.tsv"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

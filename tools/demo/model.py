@@ -47,7 +47,7 @@ class ResamplerCfg:
 
 @dataclass
 class XattnCfg:
-    every: int = 2
+    every: int = 1
     heads: int = 4
     head_dim: int = 32
     ff_dim: int = 512

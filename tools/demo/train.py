@@ -4,13 +4,16 @@
   2. a small LLaMA on text only: the same interleaved sequences with the images left out
      (`<image>red<|endofchunk|><image>blue<|endofchunk|>`), so it learns the answer formats
      and infers the task from earlier answers; then it is frozen;
-  3. NFNet + Perceiver resampler + gated cross-attention blocks (gates start at 0) on
-     interleaved image/text sequences of 1..K pairs sharing one task.
+  3. the NFNet on its own, supervised per cell of the 3x3 layout (vision_pretrain.py); then
+     it is frozen too, and its features of every training scene are computed once;
+  4. Perceiver resampler + gated cross-attention blocks (gates start at 0) on interleaved
+     image/text sequences of 1..K pairs sharing one task, on top of the frozen features.
 
-Seeded and reproducible (one process, deterministic CPU kernels). Writes to --out:
-tokenizer.model, checkpoint.pt (weights + config), losses.json and a loss-curve PNG.
+Seeded and reproducible for a given --threads (one process, deterministic CPU kernels).
+Writes to --out: tokenizer.model, lm.pt, vision.pt, checkpoint.pt (weights + config),
+losses.json and a loss-curve PNG.
 
-  /usr/bin/python3 tools/demo/train.py --out build/demo-train
+  /usr/bin/python3 tools/demo/train.py --out build/demo-train --threads 2
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import data  # noqa: E402
 import model as M  # noqa: E402
 import scenes  # noqa: E402
 import tokenization  # noqa: E402
+import vision_pretrain  # noqa: E402
 
 # Caption dominates the mix: it is the hardest task, and it must be the most likely reading
 # of a lone "<image>" so that the default caption prompt captions.
@@ -79,45 +83,49 @@ def train_lm(lm, seqs: data.Sequences, args, log):
 
 
 @torch.no_grad()
-def residual_rms(net: M.Flamingo, seqs: data.Sequences) -> float:
-    """RMS of the frozen LM's residual stream where the gated blocks sit (text-only batch)."""
+def residual_rms(net: M.Flamingo, seqs: data.Sequences) -> list[float]:
+    """RMS of the frozen LM's residual stream at each gated block (text-only batch)."""
     rng = random.Random("residual-rms")
     ids, _, _, _ = seqs.batch(rng, "caption", 16, with_images=False)
     keep = ids != seqs.tok.pad
-    seen = []
+    seen = {}
 
     def probe(i, h):
         if i in net.xattn_layers:
-            seen.append(float(h[keep].pow(2).mean().sqrt()))
+            seen[net.xattn_layers.index(i)] = float(h[keep].pow(2).mean().sqrt())
         return h
 
     net.lm(ids, probe)
-    return float(np.mean(seen))
+    return [seen[j] for j in range(len(net.xattn_layers))]
 
 
-def train_vlm(net: M.Flamingo, seqs: data.Sequences, args, log, save_fn=None):
+def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, args, log,
+              save_fn=None):
     # The frozen LM's residual stream is large (RMS ~20 after its first layer), so a block's
-    # output must be as large to matter at all. The output projections of the blocks start
-    # at that scale and learn at a proportionally larger rate, which is the same as training
-    # weights of the usual scale behind a fixed x`scale` (folded into the exported weights).
-    scale = residual_rms(net, seqs)
-    out_proj = {f"xattn.{j}.{w}" for j in range(len(net.xattn))
+    # output must be as large to matter at all. The output projections of each block start
+    # at the scale of the residual stream where it sits and learn at a proportionally larger
+    # rate, which is the same as training weights of the usual scale behind a fixed x`scale`
+    # (folded into the exported weights).
+    # Before the first layer the stream is just the token embeddings (RMS ~0.05); scaling that
+    # block down as well would switch it off, so no block starts below the usual scale.
+    scales = [max(1.0, x) for x in residual_rms(net, seqs)]
+    out_proj = {f"xattn.{j}.{w}": scales[j] for j in range(len(net.xattn))
                 for w in ("attn.o_proj.weight", "mlp.down_proj.weight")}
     with torch.no_grad():
         for n, p in net.named_parameters():
             if n in out_proj:
-                p.mul_(scale)
-    print(f"LM residual RMS at the gated blocks: {scale:.2f}")
-    named = [(n, p) for n, p in net.named_parameters() if not n.startswith("lm.")]
+                p.mul_(out_proj[n])
+    print("LM residual RMS at the gated blocks:", [round(x, 2) for x in scales])
+    named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     gates = [p for n, p in named if n.endswith("_gate")]
-    big = [p for n, p in named if n in out_proj]
     decay = [p for n, p in named if p.ndim >= 2 and n not in out_proj]
     no_decay = [p for n, p in named if p.ndim < 2 and not n.endswith("_gate")]
     # The gates start at 0 and hold back every gradient into the blocks until they open, so
     # they get a larger step; tanh keeps them bounded.
     groups = [{"params": decay, "weight_decay": 0.01, "mult": 1.0},
-              {"params": big, "weight_decay": 0.0, "mult": scale},
+              *({"params": [p], "weight_decay": 0.0, "mult": out_proj[n]}
+                for n, p in named if n in out_proj),
               {"params": no_decay, "weight_decay": 0.0, "mult": 1.0},
               {"params": gates, "weight_decay": 0.0, "mult": args.gate_lr_mult}]
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98))
@@ -130,8 +138,8 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, args, log, save_fn=None):
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup) * g["mult"]
         task = rng.choices(tasks, weights)[0]
         size = args.batch if task == "caption" else args.qa_batch
-        ids, targets, pixels, counts = seqs.batch(rng, task, size)
-        vis = net.encode_images(pixels)
+        ids, targets, feats, counts = seqs.batch(rng, task, size)
+        vis = net.resampler(feats)
         logits = net(ids, data.scatter_media(vis, counts))
         loss = loss_fn(logits, targets)
         opt.zero_grad(set_to_none=True)
@@ -141,18 +149,48 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, args, log, save_fn=None):
         log.append({"phase": "vlm", "step": step, "task": task, "loss": loss.item()})
         ema[task] = loss.item() if task not in ema else 0.9 * ema[task] + 0.1 * loss.item()
         bar.set_postfix({t[:3]: f"{v:.3f}" for t, v in ema.items()})
+        if args.eval_every and (step + 1) % args.eval_every == 0:
+            acc = answer_accuracy(net, heldout)
+            log.append({"phase": "vlm-eval", "step": step + 1, **acc})
+            tqdm.write(f"step {step + 1}: held-out answer accuracy (teacher-forced, last pair) " +
+                       " ".join(f"{k} {v:.3f}" for k, v in acc.items()) + " | tanh(gates) " +
+                       " ".join(f"{float(torch.tanh(b.attn_gate)):.2f}/{float(torch.tanh(b.ff_gate)):.2f}"
+                                for b in net.xattn))
         if save_fn is not None and (step + 1) % args.save_every == 0:
             save_fn(step + 1)
+
+
+@torch.no_grad()
+def answer_accuracy(net: M.Flamingo, heldout: data.Sequences, n: int = 64) -> dict[str, float]:
+    """Teacher-forced accuracy on the last pair of 3-pair held-out sequences: for the question
+    tasks, the whole answer right; for captions, the fraction of caption tokens right."""
+    net.eval()
+    rng = random.Random("answer-accuracy")
+    res = {}
+    for task in TASK_WEIGHTS:
+        ids, targets, feats, counts = heldout.batch(rng, task, n, max_pairs=3 if task != "caption" else 1)
+        if task != "caption":
+            while min(counts) < 3:        # one pair count per batch: redraw until it is 3
+                ids, targets, feats, counts = heldout.batch(rng, task, n, max_pairs=3)
+        logits = net(ids, data.scatter_media(net.resampler(feats), counts))[:, :-1]
+        last = torch.cumsum((ids[:, 1:] == net.image_token).long(), 1) == torch.tensor(counts)[:, None]
+        scored = last & (targets != -100) & (targets != heldout.tok.eoc)
+        hit = (logits.argmax(-1) == targets) | ~scored
+        res[task] = (float(hit[scored].float().mean()) if task == "caption"
+                     else float(hit.all(1).float().mean()))
+    net.train()
+    return res
 
 
 def plot(log, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for ax, phase, title in ((axes[0], "lm", "1. LLaMA on text only"),
-                             (axes[1], "vlm", "2. NFNet + resampler + gated xattn (LM frozen)")):
-        for task in TASK_WEIGHTS:
+                             (axes[1], "vision", "2. NFNet per-cell pretraining"),
+                             (axes[2], "vlm", "3. resampler + gated xattn (LM, NFNet frozen)")):
+        for task in (*TASK_WEIGHTS, "cells"):
             pts = [(r["step"], r["loss"]) for r in log if r["phase"] == phase and r["task"] == task]
             if not pts:
                 continue
@@ -212,6 +250,9 @@ def main():
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lm-threads", type=int, default=None,
+                    help="threads for the text-only LM stage (default: --threads); results "
+                         "depend on the thread count of each stage")
     ap.add_argument("--render-procs", type=int, default=1)
     ap.add_argument("--caption-pool", type=int, default=16000)
     ap.add_argument("--qa-pool", type=int, default=8000)
@@ -220,13 +261,23 @@ def main():
     ap.add_argument("--lm-lr", type=float, default=3e-3)
     ap.add_argument("--reuse-lm", action="store_true",
                     help="load OUT/lm.pt from an earlier run instead of training the LM")
-    ap.add_argument("--steps", type=int, default=450)
+    ap.add_argument("--vision-steps", type=int, default=1000)
+    ap.add_argument("--vision-batch", type=int, default=48)
+    ap.add_argument("--vision-lr", type=float, default=3e-3)
+    ap.add_argument("--vision-eval-every", type=int, default=200)
+    ap.add_argument("--reuse-vision", action="store_true",
+                    help="load OUT/vision.pt from an earlier run instead of pretraining the NFNet")
+    ap.add_argument("--xattn-every", type=int, default=M.XattnCfg().every,
+                    help="a gated block before every N-th LM layer")
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=16, help="caption sequences per batch")
     ap.add_argument("--qa-batch", type=int, default=16, help="question sequences per batch")
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--gate-lr-mult", type=float, default=50.0)
+    ap.add_argument("--gate-lr-mult", type=float, default=5.0)
     ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--save-every", type=int, default=100, help="checkpoint every N steps")
+    ap.add_argument("--save-every", type=int, default=250, help="checkpoint every N steps")
+    ap.add_argument("--eval-every", type=int, default=100,
+                    help="held-out answer accuracy every N steps (0: never)")
     ap.add_argument("--quick-eval", type=int, default=50)
     ap.add_argument("--plot", default=None, help="loss-curve PNG (default OUT/loss.png)")
     args = ap.parse_args()
@@ -252,6 +303,7 @@ def main():
 
     cfg = M.DemoCfg()
     cfg.lm.vocab_size = len(tok)
+    cfg.xattn.every = args.xattn_every
     net = M.Flamingo(cfg, tok.image)
     log = []
     t1 = time.time()
@@ -262,11 +314,46 @@ def main():
         log += saved["log"]
         print(f"reusing the text-only LM of {lm_path}")
     else:
+        torch.set_num_threads(args.lm_threads or args.threads)
         train_lm(net.lm, seqs, args, log)
+        torch.set_num_threads(args.threads)
         torch.save({"state_dict": net.lm.state_dict(), "log": list(log)}, lm_path)
     timings["lm_s"] = time.time() - t1
     for p in net.lm.parameters():
         p.requires_grad_(False)
+
+    t_v = time.time()
+    vis_path = os.path.join(args.out, "vision.pt")
+    heldout_imgs, heldout_facts = vision_pretrain.heldout_scenes(600)
+    if args.reuse_vision and os.path.exists(vis_path):
+        saved = torch.load(vis_path)
+        net.vision.load_state_dict(saved["state_dict"])
+        log += saved["log"]
+        vision_acc = saved["accuracy"]
+        print(f"reusing the pretrained NFNet of {vis_path}")
+    else:
+        vlog = []
+        vision_acc = vision_pretrain.pretrain(net.vision, [pools["caption"], pools["qa"]],
+                                              (heldout_imgs, heldout_facts), args, vlog)
+        log += vlog
+        torch.save({"state_dict": net.vision.state_dict(), "log": vlog, "accuracy": vision_acc},
+                   vis_path)
+    print("NFNet per-cell accuracy on 600 held-out scenes:",
+          {k: round(v, 4) for k, v in vision_acc.items()})
+    timings["vision_s"] = time.time() - t_v
+    for p in net.vision.parameters():
+        p.requires_grad_(False)
+    t_f = time.time()
+    feats = {name: vision_pretrain.features(
+        net.vision, pools[name][0],
+        progress=lambda it: tqdm(it, desc=f"features {name} pool", dynamic_ncols=True))
+        for name in pools}
+    timings["features_s"] = time.time() - t_f
+    seqs = data.Sequences(tok, pools, MAX_PAIRS, feats)
+    ho_pools = {"caption": (None, [f for i, f in enumerate(heldout_facts) if i % 2 == 0]),
+                "qa": (None, [f for i, f in enumerate(heldout_facts) if i % 2 == 1])}
+    ho_feats = vision_pretrain.features(net.vision, heldout_imgs)
+    heldout = data.Sequences(tok, ho_pools, MAX_PAIRS, {"caption": ho_feats[0::2], "qa": ho_feats[1::2]})
 
     def save(step):
         torch.save({"cfg": asdict(cfg), "state_dict": net.state_dict(),
@@ -278,7 +365,7 @@ def main():
             json.dump({"timings": timings, "log": log}, f)
 
     t2 = time.time()
-    train_vlm(net, seqs, args, log, save)
+    train_vlm(net, seqs, heldout, args, log, save)
     timings["vlm_s"] = time.time() - t2
     timings["total_s"] = time.time() - t0
     timings["total_cpu_s"] = time.process_time() - c0
