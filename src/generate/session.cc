@@ -120,6 +120,14 @@ struct Session::Impl {
     const int64_t rows = all_logits ? n : 1;
     std::vector<float> logits(static_cast<size_t>(rows * vocab));
     m.net->logits(h.data() + (n - rows) * d, rows, logits.data(), *m.pool);
+    // NaN and Inf are legal safetensors values and big matrices are not scanned at load, so a
+    // poisoned weight first shows here; stop instead of sampling from garbage.
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (!std::isfinite(logits[i]))
+        fail(ErrorCode::kCorruptFile, m.info.directory, ": the model produced a non-finite logit (token ",
+             static_cast<int64_t>(i) % vocab, ", position ", kv.length - rows + static_cast<int64_t>(i) / vocab,
+             "); the weights contain NaN or Inf values");
+    }
     return logits;
   }
 

@@ -1,0 +1,238 @@
+// flamingo-caption on bad input, run as a separate process: unknown flags, missing values,
+// non-numeric and negative numbers, missing or corrupt model directories, missing or corrupt
+// images, markers that do not match the images, invalid UTF-8. Each must end with exactly one
+// "error: ..." line on stderr naming the problem, nothing on stdout, the exit code --help
+// documents, and no crash (a signal or a sanitizer report fails the test). Also: the same
+// request in two processes, with 1 and with 2 threads, prints bitwise the same tokens and
+// log-probabilities. The model is the openflamingo parity fixture.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "support/test_util.h"
+
+extern char** environ;
+
+#ifndef FLAMINGO_CAPTION_BIN
+#define FLAMINGO_CAPTION_BIN ""  // configured with FLAMINGO_BUILD_TOOLS=OFF
+#endif
+
+namespace flamingo {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Exit codes from flamingo-caption --help.
+constexpr int kGeneration = 1, kUsage = 2, kModel = 3, kImage = 4;
+
+struct CliRun {
+  int exit_code = -1;
+  int signal = 0;
+  std::string out, err;
+};
+
+CliRun run_cli(const std::vector<std::string>& args) {
+  testing::TempDir tmp;
+  const fs::path out = tmp.path() / "stdout", err = tmp.path() / "stderr";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> argv_storage = {FLAMINGO_CAPTION_BIN};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  CliRun r;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    r.err = "posix_spawn failed";
+    return r;
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  r.out = testing::read_file(out);
+  r.err = testing::read_file(err);
+  return r;
+}
+
+fs::path fixture() { return testing::test_data_dir() / "parity" / "openflamingo"; }
+std::string image() { return (fixture() / "images" / "0.png").string(); }
+
+std::vector<std::string> lines_of(const std::string& s) {
+  std::vector<std::string> lines;
+  size_t begin = 0;
+  while (begin < s.size()) {
+    size_t end = s.find('\n', begin);
+    if (end == std::string::npos) end = s.size();
+    lines.push_back(s.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return lines;
+}
+
+// Exactly one line on stderr, "error: " + a message containing `needle`; the given exit code.
+void expect_error(const std::vector<std::string>& args, int code, const std::string& needle) {
+  if (std::string(FLAMINGO_CAPTION_BIN).empty())
+    GTEST_SKIP() << "flamingo-caption not built (FLAMINGO_BUILD_TOOLS=OFF)";
+  std::string cmd;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  SCOPED_TRACE("flamingo-caption" + cmd);
+  const CliRun r = run_cli(args);
+  EXPECT_EQ(r.signal, 0) << "killed by signal " << r.signal << "; stderr:\n" << r.err;
+  EXPECT_EQ(r.exit_code, code) << "stderr:\n" << r.err;
+  const std::vector<std::string> lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
+  EXPECT_EQ(lines[0].rfind("error: ", 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find(needle), std::string::npos) << lines[0];
+  EXPECT_EQ(r.out, "") << "nothing may be printed on stdout after an error";
+}
+
+TEST(CaptionCli, UnknownFlags) {
+  expect_error({"--frobnicate", image()}, kUsage, "unknown option --frobnicate");
+  expect_error({"-x", image()}, kUsage, "unknown option -x");
+  expect_error({"---", image()}, kUsage, "unknown option");
+}
+
+TEST(CaptionCli, MissingValues) {
+  for (const char* flag : {"-m", "--image", "-p", "-f", "-n", "-t", "--temp", "--top-k", "--top-p",
+                           "--min-p", "--repeat-penalty", "--beams", "-s", "--score"})
+    expect_error({image(), flag}, kUsage, std::string(flag) + " needs a value");
+}
+
+TEST(CaptionCli, NonNumericNumbers) {
+  expect_error({"-n", "abc", image()}, kUsage, "-n: 'abc' is not a valid integer");
+  expect_error({"-n", "12abc", image()}, kUsage, "is not a valid integer");
+  expect_error({"-n", "", image()}, kUsage, "is not a valid integer");
+  expect_error({"-t", "1.5", image()}, kUsage, "is not a valid integer");
+  expect_error({"--temp", "warm", image()}, kUsage, "is not a valid number");
+  expect_error({"--temp", "nan", image()}, kUsage, "--temp");
+  expect_error({"--top-p", "0x", image()}, kUsage, "is not a valid number");
+  expect_error({"-s", "seed", image()}, kUsage, "is not a valid integer");
+  expect_error({"-n", "99999999999999999999", image()}, kUsage, "is not a valid integer");
+}
+
+TEST(CaptionCli, NegativeAndOutOfRangeCounts) {
+  expect_error({"-n", "-1", image()}, kUsage, "out of range");
+  expect_error({"-t", "-1", image()}, kUsage, "out of range");
+  expect_error({"-t", "100000", image()}, kUsage, "out of range");
+  expect_error({"--beams", "-2", image()}, kUsage, "out of range");
+  expect_error({"--beams", "0", image()}, kUsage, "out of range");
+  expect_error({"--top-k", "-5", image()}, kUsage, "out of range");
+  expect_error({"--temp", "-1", image()}, kUsage, "out of range");
+  expect_error({"--top-p", "1.5", image()}, kUsage, "out of range");
+  expect_error({"-s", "-3", image()}, kUsage, "is not a valid integer");
+}
+
+TEST(CaptionCli, NoImageAndBadPromptFiles) {
+  expect_error({}, kUsage, "no image given");
+  expect_error({"-f", "/nonexistent/prompt.txt", image()}, kUsage,
+               "cannot read /nonexistent/prompt.txt");
+  expect_error({"-f", fixture().string(), image()}, kUsage, "is a directory");
+}
+
+TEST(CaptionCli, MissingOrCorruptModelDirectory) {
+  expect_error({"-m", "/nonexistent/model", image()}, kModel, "/nonexistent/model");
+  expect_error({"-m", image(), image()}, kModel, "not a directory");
+
+  testing::TempDir empty;
+  expect_error({"-m", empty.path().string(), image()}, kModel, "config.json");
+
+  auto copy_fixture = [](const fs::path& to) {
+    for (const auto& e : fs::directory_iterator(fixture()))
+      if (e.is_regular_file()) fs::copy_file(e.path(), to / e.path().filename());
+  };
+  {
+    testing::TempDir dir;
+    copy_fixture(dir.path());
+    fs::resize_file(dir.path() / "model.safetensors", 5000);
+    expect_error({"-m", dir.path().string(), image()}, kModel, "model.safetensors");
+  }
+  {
+    testing::TempDir dir;
+    copy_fixture(dir.path());
+    testing::write_file(dir.path() / "config.json", "{\"format_version\": 1, \"vision\": ");
+    expect_error({"-m", dir.path().string(), image()}, kModel, "config.json");
+  }
+  {
+    testing::TempDir dir;
+    copy_fixture(dir.path());
+    testing::write_file(dir.path() / "tokenizer.model", std::string(200, '\x0a'));
+    expect_error({"-m", dir.path().string(), image()}, kModel, "tokenizer.model");
+  }
+  {
+    testing::TempDir dir;
+    copy_fixture(dir.path());
+    fs::remove(dir.path() / "tokenizer.model");
+    expect_error({"-m", dir.path().string(), image()}, kModel, "tokenizer.model");
+  }
+}
+
+TEST(CaptionCli, MissingOrCorruptImages) {
+  const std::string model = fixture().string();
+  expect_error({"-m", model, "/nonexistent/cat.png"}, kImage, "/nonexistent/cat.png");
+  expect_error({"-m", model, fixture().string()}, kImage, fixture().string());
+  testing::TempDir tmp;
+  const fs::path junk = tmp.path() / "junk.png";
+  testing::write_file(junk, "this is not an image at all, just text pretending to be one");
+  expect_error({"-m", model, junk.string()}, kImage, "junk.png");
+  const fs::path empty = tmp.path() / "empty.jpg";
+  testing::write_file(empty, "");
+  expect_error({"-m", model, empty.string()}, kImage, "empty.jpg");
+  const fs::path truncated = tmp.path() / "truncated.png";
+  testing::write_file(truncated, testing::read_file(image()).substr(0, 60));
+  expect_error({"-m", model, truncated.string()}, kImage, "truncated.png");
+}
+
+TEST(CaptionCli, PromptsThatDoNotFit) {
+  const std::string model = fixture().string();
+  expect_error({"-m", model, "-p", "<image><image>Output:", "--image", image()}, kUsage,
+               "2 <image> markers but 1 image");
+  expect_error({"-m", model, "-p", "<image>Output:", "--image", image(), "--image", image()},
+               kUsage, "1 <image> markers but 2 images");
+  std::string many;
+  for (int i = 0; i < 10000; ++i) many += "<image>";
+  expect_error({"-m", model, "-p", many, "--image", image()}, kUsage, "10000 <image> markers");
+  expect_error({"-m", model, "-p", "<image>caf\xC3 bad \xFF", "--image", image()}, kUsage,
+               "not valid UTF-8");
+  std::string long_prompt = "<image>";
+  for (int i = 0; i < 3000; ++i) long_prompt += " word";
+  expect_error({"-m", model, "-p", long_prompt, "--image", image()}, kGeneration,
+               "exceeds the context");
+}
+
+// The same sampled request in separate processes with 1 and 2 threads: the same tokens and
+// bitwise the same log-probabilities (nlohmann prints floats round-trip exactly).
+TEST(CaptionCli, SameSeedSameOutputAcrossProcessesAndThreadCounts) {
+  if (std::string(FLAMINGO_CAPTION_BIN).empty())
+    GTEST_SKIP() << "flamingo-caption not built (FLAMINGO_BUILD_TOOLS=OFF)";
+  const std::string model = fixture().string();
+  auto result = [&](const char* threads) {
+    const CliRun r = run_cli(
+        {"-m", model, "--json", "-n", "8", "--temp", "1.3", "-s", "1234", "-t", threads, image()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out);
+    j.erase("timings");
+    return j;
+  };
+  const nlohmann::json a = result("1"), b = result("2"), c = result("1");
+  EXPECT_FALSE(a["tokens"].empty());
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a, c);
+}
+
+}  // namespace
+}  // namespace flamingo
