@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""Renders the end-to-end benchmark results (bench/run_e2e.sh) as docs/performance.md,
+docs/performance.json and two plots (docs/performance-stages.png, docs/performance-decode.png).
+
+Yardsticks, all from the same run's machine_limits_bench (the larger of the runs before and
+after): peak FLOP/s = FMA peak per thread x threads; bandwidth = STREAM triad at that thread
+count. Stage FLOPs are counted from config.json (useful multiply-adds x 2, attention included,
+norms and activations not); decode bytes per token are read from the safetensors header: every
+matrix a generated token streams (LM layers, LM head, the gated blocks' q/o/FFN: their visual
+K/V is cached) plus the KV cache it reads.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from kernels_table import limits_from, load_medians  # noqa: E402
+
+DTYPE_ORDER = ["f32", "bf16", "q8_0", "q4_0"]
+CONFIG_NAMES = {"tinyllama": "TinyLlama-1.1B LM + NFNet-F0 @256, gated every 4th layer",
+                "flamingo3b": "Flamingo-3B shape: NFNet-F6 @320, 24-layer LM, gated every layer"}
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def header(path):
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        h = json.loads(f.read(n))
+    h.pop("__metadata__", None)
+    return {k: v["data_offsets"][1] - v["data_offsets"][0] for k, v in h.items()}
+
+
+# ---------------------------------------------------------------------------- FLOP counts
+def vision_flops(v):
+    """Per image: 2 x MACs of every conv (grouped 3x3 included) and the SE layers."""
+    s = v["image_size"]
+    flops = 0
+
+    def conv(h, cin, cout, k, stride, groups=1):
+        nonlocal flops
+        ho = math.ceil(h / stride)
+        flops += 2 * ho * ho * cout * (cin // groups) * k * k
+        return ho
+
+    h, c = s, 3
+    for i, co in enumerate(v["stem_channels"]):
+        h = conv(h, c, co, 3, 2 if i in (0, 3) else 1)
+        c = co
+    gw = v["group_width"]
+    for st, (depth, width) in enumerate(zip(v["depths"], v["widths"])):
+        for b in range(depth):
+            stride = v["strides"][st] if b == 0 else 1
+            mid = int(width * v["bottleneck_ratio"])
+            if b == 0 and (c != width or stride > 1):
+                conv(math.ceil(h / stride), c, width, 1, 1)
+            conv(h, c, mid, 1, 1)
+            h2 = conv(h, mid, mid, 3, stride, mid // gw)
+            conv(h2, mid, mid, 3, 1, mid // gw)
+            conv(h2, mid, width, 1, 1)
+            se = int(width * v["se_ratio"])
+            flops += 2 * 2 * width * se
+            h, c = h2, width
+    return flops, h * h
+
+
+def resampler_flops(cfg, positions):
+    r = cfg["resampler"]
+    D, inner, L = r["dim"], r["heads"] * r["head_dim"], r["num_latents"]
+    per = 2 * L * D * inner + 2 * 2 * (positions + L) * D * inner + 2 * 2 * L * (positions + L) * inner \
+        + 2 * L * inner * D + 2 * 2 * L * D * r["ff_mult"] * D
+    return per * r["depth"]
+
+
+def n_blocks(cfg):
+    return len([i for i in range(cfg["lm"]["layers"]) if (i + 1) % cfg["xattn"]["every"] == 0])
+
+
+def visual_kv_flops(cfg):
+    x = cfg["xattn"]
+    return n_blocks(cfg) * 2 * 2 * cfg["resampler"]["num_latents"] * cfg["resampler"]["dim"] * x["heads"] * x["head_dim"]
+
+
+def prefill_flops(cfg, tokens):
+    lm, x = cfg["lm"], cfg["xattn"]
+    d, hd = lm["dim"], lm["head_dim"]
+    layer = d * lm["heads"] * hd * 2 + d * lm["kv_heads"] * hd * 2 + 3 * d * lm["ffn_dim"]
+    f = 2 * tokens * layer * lm["layers"] + 2 * tokens * tokens * lm["heads"] * hd * lm["layers"]
+    xi = x["heads"] * x["head_dim"]
+    blk = 2 * d * xi + (3 if x["ffn"] == "swiglu" else 2) * d * x["ff_dim"]
+    f += n_blocks(cfg) * (2 * tokens * blk + 4 * tokens * cfg["resampler"]["num_latents"] * xi)
+    return f + 2 * lm["vocab_size"] * d  # logits of the last position
+
+
+def decode_bytes(cfg, sizes, positions):
+    pat = re.compile(r"^(lm\.layers\.|lm\.lm_head\.|lm\.norm\.|xattn\.\d+\.(attn\.(q|o)_proj|mlp|attn_norm|ff_norm|attn_gate|ff_gate))")
+    w = sum(b for k, b in sizes.items() if pat.match(k))
+    lm = cfg["lm"]
+    kv = positions * lm["layers"] * 2 * lm["kv_heads"] * lm["head_dim"] * 4
+    return w, kv
+
+
+# ---------------------------------------------------------------------------- collection
+def collect(results, models):
+    limits = limits_from({n: load_medians(os.path.join(results, n + ".json"))
+                          for n in ("machine_limits", "machine_limits_after")
+                          if os.path.exists(os.path.join(results, n + ".json"))})
+    peak = limits["peak_flops_per_thread"]
+    triad = {int(k): v for k, v in limits["triad"].items()}
+    rows, torch_rows = [], []
+    for path in sorted(glob.glob(os.path.join(results, "engine-*.jsonl"))):
+        m = re.match(r"engine-(\w+?)-(f32|bf16|q8_0|q4_0)-t(\d+)\.jsonl$", os.path.basename(path))
+        if not m:
+            continue
+        cfg_name, dt, t = m.group(1), m.group(2), int(m.group(3))
+        runs = read_jsonl(path)
+        if not runs:
+            continue
+        mdir = os.path.join(models, f"{cfg_name}-{dt}")
+        with open(os.path.join(mdir, "config.json")) as f:
+            cfg = json.load(f)
+        sizes = header(os.path.join(mdir, "model.safetensors"))
+        fw = [r["fewshot"] for r in runs]
+        vis_f, positions = vision_flops(cfg["vision"])
+        n_img = fw[0]["media_encoded"]
+        res_f = resampler_flops(cfg, positions) + visual_kv_flops(cfg)
+        pre_tok = fw[0]["prefill_tokens"]
+        pre_f = prefill_flops(cfg, pre_tok)
+        wbytes, kvbytes = decode_bytes(cfg, sizes, pre_tok + fw[0]["decode_tokens"])
+        row = {
+            "config": cfg_name, "dtype": dt, "threads": t, "runs": len(runs),
+            "load_ms": med(r["load_ms"] for r in runs),
+            "page_cache_read_ms": med(r["page_cache_read_ms"] for r in runs),
+            "image_decode_ms": med(r["image_decode_ms"] for r in runs),
+            "preprocess_ms": med(x["image_preprocess_ms"] for x in fw),
+            "vision_ms": med(x["vision_ms"] for x in fw),
+            "resampler_ms": med(x["resampler_ms"] for x in fw),
+            "prefill_ms": med(x["prefill_ms"] for x in fw), "prefill_tokens": pre_tok,
+            "decode_ms": med(x["decode_ms"] for x in fw), "decode_tokens": fw[0]["decode_tokens"],
+            "first_token_ms": med(x["first_token_ms"] + r["image_decode_ms"] for x, r in zip(fw, runs)),
+            "caption_ms": med(r["caption_wall_ms"] for r in runs),
+            "visual_kv_computed": [x["visual_kv_computed"] for x in fw],
+            "caption_visual_kv_computed": [r["caption"]["visual_kv_computed"] for r in runs],
+            "images": n_img, "blocks": n_blocks(cfg),
+            "peak_rss_mb": med(r["peak_rss_kb"] for r in runs) / 1024,
+            "anon_after_load_mb": med(r["memory_after_load"]["anon_kb"] for r in runs) / 1024,
+            "file_after_load_mb": med(r["memory_after_load"]["file_kb"] for r in runs) / 1024,
+            "weight_file_mb": runs[0]["weight_file_bytes"] / 2**20,
+            "parameters": runs[0]["model"]["parameters"],
+            "vision_gflop": vis_f * n_img / 1e9, "resampler_gflop": res_f * n_img / 1e9,
+            "prefill_gflop": pre_f / 1e9,
+            "decode_weight_mb": wbytes / 2**20, "decode_kv_mb": kvbytes / 2**20,
+        }
+        row["decode_tok_s"] = row["decode_tokens"] / row["decode_ms"] * 1e3
+        row["prefill_tok_s"] = pre_tok / row["prefill_ms"] * 1e3
+        if peak:
+            for st in ("vision", "resampler", "prefill"):
+                row[f"{st}_pct_peak"] = row[f"{st}_gflop"] * 1e9 / (row[f"{st}_ms"] / 1e3) / (peak * t)
+        if t in triad:
+            row["decode_bound_tok_s"] = triad[t] / (wbytes + kvbytes)
+            row["decode_pct_bound"] = row["decode_tok_s"] / row["decode_bound_tok_s"]
+        rows.append(row)
+    for path in sorted(glob.glob(os.path.join(results, "torch-*.jsonl"))):
+        m = re.match(r"torch-(\w+?)-t(\d+)\.jsonl$", os.path.basename(path))
+        runs = read_jsonl(path)
+        if not m or not runs:
+            continue
+        tr = {"config": m.group(1), "threads": int(m.group(2)), "runs": len(runs),
+              "load_ms": runs[0]["load_ms"]}
+        for k in ("decode_preprocess_ms", "vision_timm_ms", "vision_ms", "resampler_ms", "prefill_ms",
+                  "decode_ms", "first_token_ms", "caption_wall_ms", "peak_rss_kb"):
+            tr[k] = med(r.get(k) for r in runs)
+        tr["decode_tokens"] = runs[0]["decode_tokens"]
+        tr["prefill_tokens"] = runs[0]["prefill_tokens"]
+        tr["decode_tok_s"] = tr["decode_tokens"] / tr["decode_ms"] * 1e3
+        torch_rows.append(tr)
+    load = open(os.path.join(results, "load.txt")).read().strip().splitlines() if os.path.exists(
+        os.path.join(results, "load.txt")) else []
+    return {"limits": {"peak_flops_per_thread": peak, "triad_bytes_per_s": triad,
+                       "read_bytes_per_s": limits["read"]},
+            "engine": rows, "pytorch": torch_rows, "load_average": load}
+
+
+# ---------------------------------------------------------------------------- rendering
+def f1(x, d=1):
+    return "–" if x is None else f"{x:.{d}f}"
+
+
+def pct(x):
+    return "–" if x is None else f"{100 * x:.0f} %"
+
+
+def plots(data, docs):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    eng, tor = data["engine"], data["pytorch"]
+    cfgs = [c for c in ("tinyllama", "flamingo3b") if any(r["config"] == c for r in eng)]
+    stages = [("vision_ms", "vision"), ("resampler_ms", "resampler"), ("prefill_ms", "prefill"),
+              ("decode_per_tok", "decode / token")]
+    fig, axes = plt.subplots(1, max(1, len(cfgs)), figsize=(6.5 * max(1, len(cfgs)), 4.2), squeeze=False)
+    for ax, c in zip(axes[0], cfgs):
+        series = []
+        for r in eng:
+            if r["config"] == c and r["threads"] == 2:
+                series.append((f"engine {r['dtype']}", [r["vision_ms"], r["resampler_ms"], r["prefill_ms"],
+                                                        r["decode_ms"] / max(1, r["decode_tokens"])]))
+        series.sort(key=lambda s: DTYPE_ORDER.index(s[0].split()[-1]))
+        for r in tor:
+            if r["config"] == c and r["threads"] == 2:
+                series.append(("PyTorch f32 (WS folded)", [r["vision_ms"], r["resampler_ms"], r["prefill_ms"],
+                                                            r["decode_ms"] / max(1, r["decode_tokens"])]))
+                series.append(("PyTorch f32 (timm as is)", [r["vision_timm_ms"], None, None, None]))
+        w = 0.8 / max(1, len(series))
+        for i, (name, vals) in enumerate(series):
+            xs = [j + i * w for j in range(len(stages))]
+            ax.bar(xs, [v or 0 for v in vals], w, label=name)
+        ax.set_xticks([j + 0.4 - w / 2 for j in range(len(stages))], [s[1] for s in stages])
+        ax.set_yscale("log")
+        ax.set_ylabel("ms (2 threads, median)")
+        ax.set_title(CONFIG_NAMES[c], fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(docs, "performance-stages.png"), dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, max(1, len(cfgs)), figsize=(6.5 * max(1, len(cfgs)), 4.0), squeeze=False)
+    for ax, c in zip(axes[0], cfgs):
+        for t, mk in ((1, "o"), (2, "s")):
+            rs = sorted([r for r in eng if r["config"] == c and r["threads"] == t],
+                        key=lambda r: DTYPE_ORDER.index(r["dtype"]))
+            if not rs:
+                continue
+            xs = [DTYPE_ORDER.index(r["dtype"]) for r in rs]
+            ax.plot(xs, [r["decode_tok_s"] for r in rs], mk + "-", label=f"engine, {t} thread(s)")
+            ax.plot(xs, [r.get("decode_bound_tok_s") or 0 for r in rs], mk + "--", alpha=0.6,
+                    label=f"bandwidth bound (triad, {t} thread(s))")
+        for r in tor:
+            if r["config"] == c:
+                ax.plot([0], [r["decode_tok_s"]], "x", markersize=9, label=f"PyTorch f32, {r['threads']} thread(s)")
+        ax.set_xticks(range(len(DTYPE_ORDER)), DTYPE_ORDER)
+        ax.set_ylabel("decode tokens/s")
+        ax.set_title(CONFIG_NAMES[c], fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(docs, "performance-decode.png"), dpi=110)
+    plt.close(fig)
+
+
+def render(data):
+    L = data["limits"]
+    peak = L["peak_flops_per_thread"]
+    out = []
+    out.append("## Measured tables\n")
+    out.append(f"Machine limits of this run: FMA peak {f1(peak / 1e9 if peak else None)} GFLOP/s per thread; "
+               + "STREAM triad " + ", ".join(f"{f1(v / 1e9, 2)} GB/s at {t} thread(s)" for t, v in sorted(L["triad_bytes_per_s"].items()))
+               + ". Load average (1/5/15 min): " + "; ".join(data["load_average"]) + ".\n")
+    for c in ("tinyllama", "flamingo3b"):
+        rows = sorted([r for r in data["engine"] if r["config"] == c],
+                      key=lambda r: (r["threads"], DTYPE_ORDER.index(r["dtype"])))
+        if not rows:
+            continue
+        r0 = rows[0]
+        out.append(f"### {CONFIG_NAMES[c]}\n")
+        out.append(f"{r0['parameters'] / 1e9:.2f}B parameters; few-shot prompt of {r0['prefill_tokens']} tokens with "
+                   f"{r0['images']} images (640×480 JPEG), {r0['decode_tokens']} decoded tokens; "
+                   f"{r0['runs']} runs per row, medians. Stage FLOPs: vision {f1(r0['vision_gflop'])} GFLOP "
+                   f"({r0['images']} images), resampler + visual K/V {f1(r0['resampler_gflop'])} GFLOP, "
+                   f"prefill {f1(r0['prefill_gflop'])} GFLOP.\n")
+        out.append("| weights | thr | load ms (page-cache read) | decode+prep ms | vision ms (% peak) | resampler ms (% peak) "
+                   "| prefill tok/s (% peak) | decode tok/s (% of bound) | TTFT ms | caption ms | visual K/V computed | peak RSS MB (weights MB) |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            kv = "/".join(str(x) for x in sorted(set(r["visual_kv_computed"])))
+            out.append(
+                f"| {r['dtype']} | {r['threads']} | {f1(r['load_ms'], 0)} ({f1(r['page_cache_read_ms'], 0)}) "
+                f"| {f1(r['image_decode_ms'])}+{f1(r['preprocess_ms'])} | {f1(r['vision_ms'], 0)} ({pct(r.get('vision_pct_peak'))}) "
+                f"| {f1(r['resampler_ms'], 0)} ({pct(r.get('resampler_pct_peak'))}) "
+                f"| {f1(r['prefill_tok_s'])} ({pct(r.get('prefill_pct_peak'))}) "
+                f"| {f1(r['decode_tok_s'], 2)} ({pct(r.get('decode_pct_bound'))} of {f1(r.get('decode_bound_tok_s'), 2)}) "
+                f"| {f1(r['first_token_ms'], 0)} | {f1(r['caption_ms'], 0)} "
+                f"| {kv} = {r['images']}×{r['blocks']} | {f1(r['peak_rss_mb'], 0)} ({f1(r['weight_file_mb'], 0)}) |")
+        out.append("")
+        trs = sorted([t for t in data["pytorch"] if t["config"] == c], key=lambda t: t["threads"])
+        if trs:
+            out.append("PyTorch 1.13 reference, f32 weights of the same model, same images, prompt ids and threads "
+                       "(ratio = PyTorch time ÷ engine f32 time at the same thread count):\n")
+            out.append("| thr | decode+prep ms | vision ms, timm as is | vision ms, WS folded | resampler ms | prefill tok/s "
+                       "| decode tok/s | TTFT ms | caption ms | peak RSS MB |")
+            out.append("|---|---|---|---|---|---|---|---|---|---|")
+            for t in trs:
+                e = next((r for r in rows if r["threads"] == t["threads"] and r["dtype"] == "f32"), None)
+
+                def ratio(tv, ev):
+                    return f" (×{tv / ev:.1f})" if e and tv and ev else ""
+                out.append(
+                    f"| {t['threads']} | {f1(t['decode_preprocess_ms'])}{ratio(t['decode_preprocess_ms'], e and e['image_decode_ms'] + e['preprocess_ms'])} "
+                    f"| {f1(t['vision_timm_ms'], 0)}{ratio(t['vision_timm_ms'], e and e['vision_ms'])} "
+                    f"| {f1(t['vision_ms'], 0)}{ratio(t['vision_ms'], e and e['vision_ms'])} "
+                    f"| {f1(t['resampler_ms'], 0)}{ratio(t['resampler_ms'], e and e['resampler_ms'])} "
+                    f"| {f1(t['prefill_tokens'] / t['prefill_ms'] * 1e3)}{ratio(t['prefill_ms'], e and e['prefill_ms'])} "
+                    f"| {f1(t['decode_tok_s'], 2)}{ratio(t['decode_ms'] / max(1, t['decode_tokens']), e and e['decode_ms'] / max(1, e['decode_tokens']))} "
+                    f"| {f1(t['first_token_ms'], 0)}{ratio(t['first_token_ms'], e and e['first_token_ms'])} "
+                    f"| {f1(t['caption_wall_ms'], 0)}{ratio(t['caption_wall_ms'], e and e['caption_ms'])} "
+                    f"| {f1(t['peak_rss_kb'] / 1024, 0)} |")
+            out.append("")
+        scal = []
+        for dt in DTYPE_ORDER:
+            a = next((r for r in rows if r["dtype"] == dt and r["threads"] == 1), None)
+            b = next((r for r in rows if r["dtype"] == dt and r["threads"] == 2), None)
+            if a and b:
+                scal.append(f"{dt}: vision ×{a['vision_ms'] / b['vision_ms']:.2f}, prefill ×{a['prefill_ms'] / b['prefill_ms']:.2f}, "
+                            f"decode ×{b['decode_tok_s'] / a['decode_tok_s']:.2f}")
+        if scal:
+            out.append("2 threads vs 1: " + "; ".join(scal) + ".\n")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--models", required=True)
+    ap.add_argument("--docs", required=True)
+    args = ap.parse_args()
+    data = collect(args.results, args.models)
+    with open(os.path.join(args.docs, "performance.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    plots(data, args.docs)
+    tables = render(data)
+    md = os.path.join(args.docs, "performance.md")
+    begin, end = "<!-- e2e tables: generated by bench/e2e_report.py -->", "<!-- end of generated tables -->"
+    text = open(md).read() if os.path.exists(md) else f"# Performance\n\n{begin}\n{end}\n"
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    a, b = text.index(begin) + len(begin), text.index(end)
+    text = text[:a] + "\n" + tables + "\n" + text[b:]
+    with open(md, "w") as f:
+        f.write(text)
+    print(f"wrote {md}, performance.json and the plots")
+
+
+if __name__ == "__main__":
+    main()

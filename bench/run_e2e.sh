@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# End-to-end benchmark at real model sizes (docs/performance.md): builds Release, makes the
+# random full-size models if missing (tools/make_bench_model.py), measures the machine's limits,
+# runs every configuration x weight type x thread count RUNS times through the engine
+# (bench/e2e_bench.cc) and the f32 weights through the PyTorch reference (bench/e2e_torch.py),
+# then writes docs/performance.md, docs/performance.json and the plots.
+#
+#   bash bench/run_e2e.sh                                    # the full matrix
+#   CONFIGS=tinyllama DTYPES="f32 q4_0" THREADS=2 RUNS=3 bash bench/run_e2e.sh
+#   REPORT_ONLY=1 bash bench/run_e2e.sh                      # re-render from the saved results
+#
+# Environment: MODELS (model parent dir, default build/bench-models; ~36 GB for both configs
+# in four types), RESULTS (default build/bench-e2e), TORCH=0 skips PyTorch, DECODE_<config>
+# (tokens decoded after the few-shot prompt; defaults 16 tinyllama, 8 flamingo3b),
+# CAPTION_TOKENS (20), RUNS_1T (runs at 1 thread, default RUNS), TORCH_RUNS (default RUNS),
+# TORCH_THREADS (default THREADS). Results of a (config, type, threads) cell are replaced
+# only when that cell runs, so a matrix can be filled in several invocations.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build-bench}
+models=${MODELS:-$root/build/bench-models}
+results=${RESULTS:-$root/build/bench-e2e}
+configs=${CONFIGS:-"tinyllama flamingo3b"}
+dtypes=${DTYPES:-"f32 bf16 q8_0 q4_0"}
+threads=${THREADS:-"1 2"}
+runs=${RUNS:-3}
+runs_1t=${RUNS_1T:-$runs}
+torch_runs=${TORCH_RUNS:-$runs}
+torch_threads=${TORCH_THREADS:-$threads}
+caption_tokens=${CAPTION_TOKENS:-20}
+py=${PYTHON:-$root/.venv/bin/python}
+[ -x "$py" ] || py=/usr/bin/python3
+mkdir -p "$results"
+
+if [ "${REPORT_ONLY:-0}" != 1 ]; then
+  # An existing build directory (e.g. BUILD_DIR=build, the Release test build) is reused as it is.
+  if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLAMINGO_BUILD_TESTS=OFF \
+      -DFLAMINGO_BUILD_TOOLS=OFF -DFLAMINGO_BUILD_BENCH=ON >/dev/null
+  fi
+  cmake --build "$build" -j2 --target e2e_bench machine_limits_bench
+  echo "load_before $(cut -d' ' -f1-3 /proc/loadavg) $(date -u +%FT%TZ)" >>"$results/load.txt"
+  "$build/bench/machine_limits_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+    --benchmark_min_time=0.2 --benchmark_out="$results/machine_limits.json" --benchmark_out_format=json >/dev/null
+
+  for cfg in $configs; do
+    need=()
+    for dt in $dtypes; do [ -f "$models/$cfg-$dt/model.safetensors" ] || need+=("$dt"); done
+    # PyTorch reads the f32 directory.
+    if [ "${TORCH:-1}" = 1 ] && [ ! -f "$models/$cfg-f32/model.safetensors" ]; then
+      case " ${need[*]-} " in *" f32 "*) ;; *) need+=(f32) ;; esac
+    fi
+    if [ ${#need[@]} -gt 0 ]; then
+      "$py" "$root/tools/make_bench_model.py" --config "$cfg" --dtypes "${need[@]}" --out "$models"
+    fi
+    inputs=$results/inputs-$cfg
+    first=$(echo $dtypes | cut -d' ' -f1)
+    "$py" "$root/bench/e2e_inputs.py" --model "$models/$cfg-$first" --out "$inputs"
+    dvar="DECODE_$cfg"
+    default_decode=16
+    [ "$cfg" = flamingo3b ] && default_decode=8
+    decode=${!dvar:-$default_decode}
+    for dt in $dtypes; do
+      dir=$models/$cfg-$dt
+      cat "$dir"/*.safetensors >/dev/null  # page cache, so load time is not disk time
+      for t in $threads; do
+        out=$results/engine-$cfg-$dt-t$t.jsonl
+        : >"$out"
+        n=$runs
+        [ "$t" = 1 ] && n=$runs_1t
+        for r in $(seq "$n"); do
+          echo "engine $cfg $dt threads $t run $r" >&2
+          "$build/bench/e2e_bench" --model "$dir" --threads "$t" --prompt-file "$inputs/prompt.txt" \
+            --image "$inputs/image0.jpg" --image "$inputs/image1.jpg" --image "$inputs/image2.jpg" \
+            --decode-tokens "$decode" --caption-tokens "$caption_tokens" >>"$out"
+        done
+      done
+    done
+    if [ "${TORCH:-1}" = 1 ]; then
+      for t in $torch_threads; do
+        echo "pytorch $cfg threads $t ($torch_runs runs)" >&2
+        "$py" "$root/bench/e2e_torch.py" --model "$models/$cfg-f32" --threads "$t" \
+          --prompt-ids "$inputs/prompt_ids.json" --caption-ids "$inputs/caption_ids.json" \
+          --image "$inputs/image0.jpg" --image "$inputs/image1.jpg" --image "$inputs/image2.jpg" \
+          --decode-tokens "$decode" --caption-tokens "$caption_tokens" --runs "$torch_runs" \
+          >"$results/torch-$cfg-t$t.jsonl"
+      done
+    fi
+  done
+  "$build/bench/machine_limits_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+    --benchmark_min_time=0.2 --benchmark_out="$results/machine_limits_after.json" --benchmark_out_format=json >/dev/null
+  echo "load_after $(cut -d' ' -f1-3 /proc/loadavg) $(date -u +%FT%TZ)" >>"$results/load.txt"
+fi
+"$py" "$root/bench/e2e_report.py" --results "$results" --models "$models" --docs "$root/docs"
