@@ -27,6 +27,22 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// User + system CPU time of the process so far: with wall time it shows how much of its
+// threads' time the run actually got on a shared machine.
+double cpu_ms() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+std::string loadavg() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
@@ -131,6 +147,7 @@ int main(int argc, char** argv) {
   if (caption_image.empty()) caption_image = images[0];
   try {
     nlohmann::json out;
+    out["loadavg"] = loadavg();
     double file_bytes = 0;
     out["page_cache_read_ms"] = read_files_ms(model_dir, &file_bytes);
     out["weight_file_bytes"] = file_bytes;
@@ -163,8 +180,18 @@ int main(int argc, char** argv) {
     {
       flamingo::Session session(model);
       const auto t0 = Clock::now();
+      const double c0 = cpu_ms();
+      double c_first = -1, w_first = -1;  // CPU and wall time when the first token is out
+      g.on_token = [&](const flamingo::TokenInfo&, const std::string&) {
+        if (c_first < 0) c_first = cpu_ms() - c0, w_first = ms_since(t0);
+        return true;
+      };
       const flamingo::GenerateResult r = session.generate(flamingo::Prompt(text, media), g);
+      g.on_token = nullptr;
       out["fewshot_wall_ms"] = ms_since(t0);
+      out["fewshot_cpu_ms"] = cpu_ms() - c0;
+      out["first_token_cpu_ms"] = c_first;
+      out["first_token_wall_ms"] = w_first;
       out["fewshot"] = timings(r.timings);
       out["fewshot_generated"] = r.tokens.size();
     }

@@ -115,8 +115,20 @@ def decode_bytes(cfg, sizes, positions):
 
 
 # ---------------------------------------------------------------------------- collection
-def collect(results, models):
-    limits = limits_from({n: load_medians(os.path.join(results, n + ".json"))
+def idle_limits(path):
+    """The machine's limits measured on an idle machine by bench/run_kernels.sh."""
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        d = json.load(f)
+    u = d["machine_limits"]["used"]
+    return {"peak_flops_per_thread": u["peak_flops_per_thread"],
+            "triad": {int(k): v for k, v in u["triad_bytes_per_s"].items()}, "note": d.get("note", "")}
+
+
+def collect(results, models, idle_path=None):
+    idle = idle_limits(idle_path)
+    limits = limits_from({n: load_medians(os.path.join(results, n + ".json"))[0]
                           for n in ("machine_limits", "machine_limits_after")
                           if os.path.exists(os.path.join(results, n + ".json"))})
     peak = limits["peak_flops_per_thread"]
@@ -165,14 +177,34 @@ def collect(results, models):
             "prefill_gflop": pre_f / 1e9,
             "decode_weight_mb": wbytes / 2**20, "decode_kv_mb": kvbytes / 2**20,
         }
+        # CPU time the process got ÷ (wall time × threads): below 100 % the run waited for a
+        # core (other load), so its wall-time percentages understate the engine.
+        row["cpu_share_first"] = med(r["first_token_cpu_ms"] / (r["first_token_wall_ms"] * t)
+                                     for r in runs if r.get("first_token_wall_ms", -1) > 0)
+        row["cpu_share_decode"] = med((r["fewshot_cpu_ms"] - r["first_token_cpu_ms"])
+                                      / ((r["fewshot_wall_ms"] - r["first_token_wall_ms"]) * t)
+                                      for r in runs if r.get("first_token_wall_ms", -1) > 0)
+        row["run_loadavg"] = [r.get("loadavg") for r in runs]
+        # Contention-robust efficiency of the compute-bound phase: the FLOPs of vision, resampler
+        # and prefill per CPU-second the process actually ran, against one thread's peak.
+        cpu_first = med(r["first_token_cpu_ms"] for r in runs if r.get("first_token_cpu_ms", -1) > 0)
+        if cpu_first:
+            work = row["vision_gflop"] + row["resampler_gflop"] + row["prefill_gflop"]
+            row["first_phase_gflop_per_cpu_s"] = work / (cpu_first / 1e3)
+            if idle:
+                row["first_phase_pct_thread_peak"] = row["first_phase_gflop_per_cpu_s"] * 1e9 / idle["peak_flops_per_thread"]
         row["decode_tok_s"] = row["decode_tokens"] / row["decode_ms"] * 1e3
         row["prefill_tok_s"] = pre_tok / row["prefill_ms"] * 1e3
-        if peak:
-            for st in ("vision", "resampler", "prefill"):
-                row[f"{st}_pct_peak"] = row[f"{st}_gflop"] * 1e9 / (row[f"{st}_ms"] / 1e3) / (peak * t)
-        if t in triad:
-            row["decode_bound_tok_s"] = triad[t] / (wbytes + kvbytes)
-            row["decode_pct_bound"] = row["decode_tok_s"] / row["decode_bound_tok_s"]
+        # Primary yardstick: the idle machine's limits; the same run's limits (measured beside
+        # the other agents' load) are kept as *_run for context.
+        for suffix, pk, tr in (("", idle and idle["peak_flops_per_thread"], idle and idle["triad"]),
+                               ("_run", peak, triad)):
+            if pk:
+                for st in ("vision", "resampler", "prefill"):
+                    row[f"{st}_pct_peak{suffix}"] = row[f"{st}_gflop"] * 1e9 / (row[f"{st}_ms"] / 1e3) / (pk * t)
+            if tr and t in tr:
+                row[f"decode_bound_tok_s{suffix}"] = tr[t] / (wbytes + kvbytes)
+                row[f"decode_pct_bound{suffix}"] = row["decode_tok_s"] / row[f"decode_bound_tok_s{suffix}"]
         rows.append(row)
     for path in sorted(glob.glob(os.path.join(results, "torch-*.jsonl"))):
         m = re.match(r"torch-(\w+?)-t(\d+)\.jsonl$", os.path.basename(path))
@@ -192,6 +224,7 @@ def collect(results, models):
         os.path.join(results, "load.txt")) else []
     return {"limits": {"peak_flops_per_thread": peak, "triad_bytes_per_s": triad,
                        "read_bytes_per_s": limits["read"]},
+            "idle_limits": idle,
             "engine": rows, "pytorch": torch_rows, "load_average": load}
 
 
@@ -202,6 +235,10 @@ def f1(x, d=1):
 
 def pct(x):
     return "–" if x is None else f"{100 * x:.0f} %"
+
+
+def both(r, key):
+    return f"{pct(r.get(key))} [{pct(r.get(key + '_run'))}]"
 
 
 def plots(data, docs):
@@ -267,7 +304,14 @@ def render(data):
     peak = L["peak_flops_per_thread"]
     out = []
     out.append("## Measured tables\n")
-    out.append(f"Machine limits of this run: FMA peak {f1(peak / 1e9 if peak else None)} GFLOP/s per thread; "
+    I = data.get("idle_limits")
+    if I:
+        out.append(f"Yardstick (percentages in the tables): the idle machine's limits from docs/kernels-benchmarks.json "
+                   f"({I['note'].split(';')[0]}): FMA peak {f1(I['peak_flops_per_thread'] / 1e9)} GFLOP/s per thread; "
+                   + "STREAM triad " + ", ".join(f"{f1(v / 1e9, 2)} GB/s at {t} thread(s)" for t, v in sorted(I["triad"].items()))
+                   + ". In brackets: against the limits machine_limits_bench measured beside the other load (at the "
+                   "start and end of the last bench/run_e2e.sh invocation): ")
+    out.append(f"FMA peak {f1(peak / 1e9 if peak else None)} GFLOP/s per thread; "
                + "STREAM triad " + ", ".join(f"{f1(v / 1e9, 2)} GB/s at {t} thread(s)" for t, v in sorted(L["triad_bytes_per_s"].items()))
                + ". Load average (1/5/15 min): " + "; ".join(data["load_average"]) + ".\n")
     for c in ("tinyllama", "flamingo3b"):
@@ -278,23 +322,25 @@ def render(data):
         r0 = rows[0]
         out.append(f"### {CONFIG_NAMES[c]}\n")
         out.append(f"{r0['parameters'] / 1e9:.2f}B parameters; few-shot prompt of {r0['prefill_tokens']} tokens with "
-                   f"{r0['images']} images (640×480 JPEG), {r0['decode_tokens']} decoded tokens; "
-                   f"{r0['runs']} runs per row, medians. Stage FLOPs: vision {f1(r0['vision_gflop'])} GFLOP "
+                   f"{r0['images']} images (640×480 JPEG), {r0['decode_tokens']} decoded tokens, caption = one image + "
+                   f"20 tokens; medians over the runs (" + ", ".join(sorted({f"{r['threads']} thread(s): {r['runs']}" for r in rows}))
+                   + f"). Stage FLOPs: vision {f1(r0['vision_gflop'])} GFLOP "
                    f"({r0['images']} images), resampler + visual K/V {f1(r0['resampler_gflop'])} GFLOP, "
                    f"prefill {f1(r0['prefill_gflop'])} GFLOP.\n")
         out.append("| weights | thr | load ms (page-cache read) | decode+prep ms | vision ms (% peak) | resampler ms (% peak) "
-                   "| prefill tok/s (% peak) | decode tok/s (% of bound) | TTFT ms | caption ms | visual K/V computed | peak RSS MB (weights MB) |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+                   "| prefill tok/s (% peak) | decode tok/s (% of bound) | TTFT ms | caption ms | visual K/V computed | peak RSS MB (weights MB) | CPU share to 1st token / decode |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             kv = "/".join(str(x) for x in sorted(set(r["visual_kv_computed"])))
             out.append(
                 f"| {r['dtype']} | {r['threads']} | {f1(r['load_ms'], 0)} ({f1(r['page_cache_read_ms'], 0)}) "
-                f"| {f1(r['image_decode_ms'])}+{f1(r['preprocess_ms'])} | {f1(r['vision_ms'], 0)} ({pct(r.get('vision_pct_peak'))}) "
-                f"| {f1(r['resampler_ms'], 0)} ({pct(r.get('resampler_pct_peak'))}) "
-                f"| {f1(r['prefill_tok_s'])} ({pct(r.get('prefill_pct_peak'))}) "
-                f"| {f1(r['decode_tok_s'], 2)} ({pct(r.get('decode_pct_bound'))} of {f1(r.get('decode_bound_tok_s'), 2)}) "
+                f"| {f1(r['image_decode_ms'])}+{f1(r['preprocess_ms'])} | {f1(r['vision_ms'], 0)} ({both(r, 'vision_pct_peak')}) "
+                f"| {f1(r['resampler_ms'], 0)} ({both(r, 'resampler_pct_peak')}) "
+                f"| {f1(r['prefill_tok_s'])} ({both(r, 'prefill_pct_peak')}) "
+                f"| {f1(r['decode_tok_s'], 2)} ({both(r, 'decode_pct_bound')} of {f1(r.get('decode_bound_tok_s'), 2)}) "
                 f"| {f1(r['first_token_ms'], 0)} | {f1(r['caption_ms'], 0)} "
-                f"| {kv} = {r['images']}×{r['blocks']} | {f1(r['peak_rss_mb'], 0)} ({f1(r['weight_file_mb'], 0)}) |")
+                f"| {kv} = {r['images']}×{r['blocks']} | {f1(r['peak_rss_mb'], 0)} ({f1(r['weight_file_mb'], 0)}) "
+                f"| {pct(r.get('cpu_share_first'))} / {pct(r.get('cpu_share_decode'))} |")
         out.append("")
         trs = sorted([t for t in data["pytorch"] if t["config"] == c], key=lambda t: t["threads"])
         if trs:
@@ -319,6 +365,11 @@ def render(data):
                     f"| {f1(t['caption_wall_ms'], 0)}{ratio(t['caption_wall_ms'], e and e['caption_ms'])} "
                     f"| {f1(t['peak_rss_kb'] / 1024, 0)} |")
             out.append("")
+        eff = [f"{r['dtype']} {r['threads']} thr: {f1(r['first_phase_gflop_per_cpu_s'])} GFLOP/CPU-s "
+               f"({pct(r.get('first_phase_pct_thread_peak'))})" for r in rows if r.get("first_phase_gflop_per_cpu_s")]
+        if eff:
+            out.append("Compute efficiency per CPU-second actually received (vision + resampler + prefill FLOPs ÷ the "
+                       "process's CPU time up to the first token; % of one idle thread's FMA peak): " + "; ".join(eff) + ".\n")
         scal = []
         for dt in DTYPE_ORDER:
             a = next((r for r in rows if r["dtype"] == dt and r["threads"] == 1), None)
@@ -336,8 +387,9 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--models", required=True)
     ap.add_argument("--docs", required=True)
+    ap.add_argument("--idle-limits", default=os.path.join(os.path.dirname(HERE), "docs", "kernels-benchmarks.json"))
     args = ap.parse_args()
-    data = collect(args.results, args.models)
+    data = collect(args.results, args.models, args.idle_limits)
     with open(os.path.join(args.docs, "performance.json"), "w") as f:
         json.dump(data, f, indent=1)
     plots(data, args.docs)
