@@ -109,6 +109,11 @@ int32_t sample(const float* logits, int64_t vocab, const SamplerParams& p, Rng& 
 void log_softmax(const float* logits, int64_t vocab, float* out) {
   float max_l = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < vocab; ++i) max_l = std::max(max_l, logits[i]);
+  // Every logit -inf (all masked) has no distribution: leave them all -inf rather than NaN.
+  if (!(max_l > -std::numeric_limits<float>::infinity())) {
+    for (int64_t i = 0; i < vocab; ++i) out[i] = -std::numeric_limits<float>::infinity();
+    return;
+  }
   double sum = 0;
   for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - max_l);
   const double lse = max_l + std::log(sum);

@@ -15,7 +15,7 @@ class Rng {
   double uniform();  // [0, 1) with 53 random bits
 
  private:
-  uint64_t s_[4];
+  uint64_t s_[4] = {};
 };
 
 struct SamplerParams {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -84,6 +85,15 @@ TEST(Sampler, LogSoftmaxNormalises) {
   for (float x : out) sum += std::exp(static_cast<double>(x));
   EXPECT_NEAR(sum, 1.0, 1e-6);
   EXPECT_NEAR(out[1] - out[0], 1.0, 1e-5);
+}
+
+TEST(Sampler, LogSoftmaxOfAllMaskedLogitsIsAllMaskedNotNan) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> l = {-inf, -inf};
+  std::vector<float> out(2, 0.f);
+  log_softmax(l.data(), 2, out.data());
+  EXPECT_EQ(out[0], -inf);
+  EXPECT_EQ(out[1], -inf);
 }
 
 }  // namespace
