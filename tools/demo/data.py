@@ -86,14 +86,14 @@ class Sequences:
             self.answer_ids[task] = [tok.sp.encode(sc.answer(task)) for sc in facts]
 
     def batch(self, rng: random.Random, task: str, size: int, with_images: bool = True,
-              max_pairs: int | None = None):
+              max_pairs: int | None = None, min_pairs: int = 1):
         pool = POOL_OF_TASK[task]
         images, facts = self.pools[pool]
         if self.features is not None:
             images = self.features[pool]
         seqs, idxs = [], []
         # One pair count per batch keeps the rows of similar length (little padding).
-        k = rng.randint(1, max_pairs or self.max_pairs[task])
+        k = rng.randint(min_pairs, max_pairs or self.max_pairs[task])
         for _ in range(size):
             chosen = [rng.randrange(len(facts)) for _ in range(k)]
             ids = [self.tok.bos]

@@ -184,31 +184,34 @@ def greedy(net, tok, text, pix, max_new=64):
     return tok.decode(out).strip()
 
 
-def write_examples(net, tok, out_dir, seed=3):
-    """Example scenes whose captions the exported model gets right: four of 1-4 objects and
-    two of the question tasks' kind (one large object, so colour and shape have an answer;
-    with the first they make three, enough for 2-shot prompts). PNG except the last one,
-    which goes through JPEG (quality 90)."""
+def write_examples(net, tok, out_dir, seed=3, tries=400):
+    """Example scenes whose captions the exported model gets right: scenes of 1-2 objects,
+    three of them with exactly one large object (so colour and shape have an answer; three
+    are enough for 2-shot prompts). PNG except the last one,
+    which goes through JPEG (quality 90). A kind the model gets right in none of `tries`
+    scenes is left out and reported (docs/demo-model.md gives the held-out accuracy)."""
     from PIL import Image
 
     ex_dir = os.path.join(out_dir, "examples")
     os.makedirs(ex_dir, exist_ok=True)
     rng = random.Random(f"examples/{seed}")
     # (sampler, objects, large objects or None for any)
-    wanted = [("caption", 1, 1), ("caption", 2, None), ("caption", 3, None), ("caption", 4, None),
-              ("colour", 2, 1), ("colour", 3, 1)]
+    # Scenes of 3-4 objects are left out: the shipped model captions too few of them exactly
+    # (docs/demo-model.md).
+    wanted = [("caption", 1, 1), ("caption", 2, None), ("colour", 2, 1), ("caption", 1, None),
+              ("colour", 2, 1)]
     lines = []
     for i, (kind, n_obj, n_large) in enumerate(wanted):
         jpeg = i == len(wanted) - 1
-        for attempt in range(300):
+        name = f"scene{len(lines) + 1}.{'jpg' if jpeg else 'png'}"
+        path = os.path.join(ex_dir, name)
+        for attempt in range(tries):
             sc = scenes.sample_scene(rng, kind)
             if len(sc.objects) != n_obj:
                 continue
             if n_large is not None and sum(o.size == "large" for o in sc.objects) != n_large:
                 continue
             img = scenes.render(sc)
-            name = f"scene{i + 1}.{'jpg' if jpeg else 'png'}"
-            path = os.path.join(ex_dir, name)
             img.save(path, quality=90) if jpeg else img.save(path)
             pix = data.to_tensor(np.asarray(Image.open(path).convert("RGB"))[None])
             got = greedy(net, tok, CAPTION_PROMPT, pix)
@@ -217,7 +220,9 @@ def write_examples(net, tok, out_dir, seed=3):
                 break
             os.remove(path)
         else:
-            raise SystemExit(f"export: no correctly captioned {n_obj}-object example in 300 tries")
+            print(f"export: no correctly captioned {n_obj}-object {kind} scene in {tries} tries; left out")
+    if len(lines) < 4:
+        raise SystemExit(f"export: only {len(lines)} correctly captioned examples")
     with open(os.path.join(ex_dir, "captions.tsv"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -100,7 +100,11 @@ def residual_rms(net: M.Flamingo, seqs: data.Sequences) -> list[float]:
 
 
 def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, args, log,
-              save_fn=None):
+              save_fn=None, polish: bool = False):
+    """The multimodal stage; with `polish`, its short second phase (see --polish-steps):
+    question sequences then always hold at least one example before the query and their
+    first answer is not scored, so a lone <image> is only ever followed by a caption (the
+    default caption prompt)."""
     # The frozen LM's residual stream is large (RMS ~20 after its first layer), so a block's
     # output must be as large to matter at all. The output projections of each block start
     # at the scale of the residual stream where it sits and learn at a proportionally larger
@@ -111,10 +115,11 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
     scales = [max(1.0, x) for x in residual_rms(net, seqs)]
     out_proj = {f"xattn.{j}.{w}": scales[j] for j in range(len(net.xattn))
                 for w in ("attn.o_proj.weight", "mlp.down_proj.weight")}
-    with torch.no_grad():
-        for n, p in net.named_parameters():
-            if n in out_proj:
-                p.mul_(out_proj[n])
+    if not polish:
+        with torch.no_grad():
+            for n, p in net.named_parameters():
+                if n in out_proj:
+                    p.mul_(out_proj[n])
     print("LM residual RMS at the gated blocks:", [round(x, 2) for x in scales])
     named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
@@ -128,17 +133,26 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
                 for n, p in named if n in out_proj),
               {"params": no_decay, "weight_decay": 0.0, "mult": 1.0},
               {"params": gates, "weight_decay": 0.0, "mult": args.gate_lr_mult}]
-    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98))
-    rng = random.Random(f"{args.seed}/vlm")
+    steps, lr = (args.polish_steps, args.polish_lr) if polish else (args.steps, args.lr)
+    phase = "polish" if polish else "vlm"
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98))
+    rng = random.Random(f"{args.seed}/{phase}")
     tasks, weights = zip(*TASK_WEIGHTS.items())
-    bar = tqdm(range(args.steps), desc="vision + xattn", dynamic_ncols=True)
+    bar = tqdm(range(steps), desc="resampler + xattn" + (" (polish)" if polish else ""),
+               dynamic_ncols=True)
     ema = {}
     for step in bar:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup) * g["mult"]
+            g["lr"] = lr_at(step, steps, lr, args.warmup) * g["mult"]
         task = rng.choices(tasks, weights)[0]
         size = args.batch if task == "caption" else args.qa_batch
-        ids, targets, feats, counts = seqs.batch(rng, task, size)
+        ids, targets, feats, counts = seqs.batch(rng, task, size,
+                                                 min_pairs=2 if polish and task != "caption" else 1)
+        if polish and task != "caption":
+            # The first answer of a question sequence cannot be known (no example shows the
+            # task yet); scoring it teaches a lone <image> to answer questions, not to caption.
+            first = torch.cumsum((ids[:, 1:] == net.image_token).long(), 1) == 1
+            targets = targets.masked_fill(first, -100)
         vis = net.resampler(feats)
         logits = net(ids, data.scatter_media(vis, counts))
         loss = loss_fn(logits, targets)
@@ -146,12 +160,13 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        log.append({"phase": "vlm", "step": step, "task": task, "loss": loss.item()})
+        log.append({"phase": "vlm", "step": step + (args.steps if polish else 0), "task": task,
+                    "loss": loss.item()})
         ema[task] = loss.item() if task not in ema else 0.9 * ema[task] + 0.1 * loss.item()
         bar.set_postfix({t[:3]: f"{v:.3f}" for t, v in ema.items()})
         if args.eval_every and (step + 1) % args.eval_every == 0:
             acc = answer_accuracy(net, heldout)
-            log.append({"phase": "vlm-eval", "step": step + 1, **acc})
+            log.append({"phase": f"{phase}-eval", "step": step + 1, **acc})
             tqdm.write(f"step {step + 1}: held-out answer accuracy (teacher-forced, last pair) " +
                        " ".join(f"{k} {v:.3f}" for k, v in acc.items()) + " | tanh(gates) " +
                        " ".join(f"{float(torch.tanh(b.attn_gate)):.2f}/{float(torch.tanh(b.ff_gate)):.2f}"
@@ -274,6 +289,11 @@ def main():
     ap.add_argument("--qa-batch", type=int, default=16, help="question sequences per batch")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--gate-lr-mult", type=float, default=5.0)
+    ap.add_argument("--polish-steps", type=int, default=250,
+                    help="second multimodal phase: question sequences with >= 1 example only")
+    ap.add_argument("--polish-lr", type=float, default=5e-4)
+    ap.add_argument("--resume-vlm", action="store_true",
+                    help="load the first multimodal phase from OUT/vlm.pt of an earlier run")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--save-every", type=int, default=250, help="checkpoint every N steps")
     ap.add_argument("--eval-every", type=int, default=100,
@@ -365,7 +385,17 @@ def main():
             json.dump({"timings": timings, "log": log}, f)
 
     t2 = time.time()
-    train_vlm(net, seqs, heldout, args, log, save)
+    vlm_path = os.path.join(args.out, "vlm.pt")
+    if args.resume_vlm and os.path.exists(vlm_path):
+        saved = torch.load(vlm_path)
+        net.load_state_dict(saved["state_dict"])
+        log += [r for r in saved["log"] if r["phase"] in ("vlm", "vlm-eval")]
+        print(f"resuming after the first multimodal phase of {vlm_path}")
+    else:
+        train_vlm(net, seqs, heldout, args, log, save)
+        torch.save({"state_dict": net.state_dict(), "log": log}, vlm_path)
+    if args.polish_steps:
+        train_vlm(net, seqs, heldout, args, log, None, polish=True)
     timings["vlm_s"] = time.time() - t2
     timings["total_s"] = time.time() - t0
     timings["total_cpu_s"] = time.process_time() - c0
