@@ -89,8 +89,7 @@ fk::PackedMatrix pack(WeightType type, int64_t k, int64_t n) {
 constexpr size_t kEvictBytes = size_t{128} << 20;  // 4× the 32 MiB L3 of the benchmark machine
 
 // `copies` packed copies of one (type, K, N) weight matrix; only the latest set is kept.
-const std::vector<fk::PackedMatrix>& packed(WeightType type, int64_t k, int64_t n,
-                                            size_t copies) {
+const std::vector<fk::PackedMatrix>& packed(WeightType type, int64_t k, int64_t n, size_t copies) {
   static std::tuple<int, int64_t, int64_t, size_t> key{-1, 0, 0, 0};
   static std::vector<fk::PackedMatrix> cache;
   const auto want = std::make_tuple(static_cast<int>(type), k, n, copies);

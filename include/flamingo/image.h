@@ -39,7 +39,7 @@ class Image {
 
   int width() const;
   int height() const;
-  const uint8_t* rgb() const;   // height rows of 3·width bytes
+  const uint8_t* rgb() const;       // height rows of 3·width bytes
   const std::string& name() const;  // file name or the name given
 
   struct Impl;

@@ -31,9 +31,9 @@ struct ModelInfo {
   int gated_blocks = 0;
   int vocab_size = 0;
   int max_seq_len = 0;
-  int max_frames = 1;        // frames per media item the resampler accepts
-  int64_t parameters = 0;    // number of weights
-  int64_t weight_bytes = 0;  // bytes of the weight files
+  int max_frames = 1;          // frames per media item the resampler accepts
+  int64_t parameters = 0;      // number of weights
+  int64_t weight_bytes = 0;    // bytes of the weight files
   std::string default_prompt;  // the caption prompt from config.json
 };
 

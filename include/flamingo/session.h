@@ -26,16 +26,16 @@ struct Timings {
   int prefill_tokens = 0;
   double decode_ms = 0;
   int decode_tokens = 0;
-  double first_token_ms = 0;  // from the start of the call to the first generated token
-  int media_encoded = 0;      // media items run through vision encoder + resampler
-  int media_reused = 0;       // media items found in the session's cache
-  int visual_kv_computed = 0; // (media item, gated block) pairs whose K/V were computed
+  double first_token_ms = 0;   // from the start of the call to the first generated token
+  int media_encoded = 0;       // media items run through vision encoder + resampler
+  int media_reused = 0;        // media items found in the session's cache
+  int visual_kv_computed = 0;  // (media item, gated block) pairs whose K/V were computed
 };
 
 struct TokenInfo {
   int32_t id = 0;
-  std::string piece;     // the token's text as sentencepiece spells it (▁ for spaces)
-  float logprob = 0;     // log-probability under the model's unmodified distribution
+  std::string piece;  // the token's text as sentencepiece spells it (▁ for spaces)
+  float logprob = 0;  // log-probability under the model's unmodified distribution
 };
 
 enum class StopReason {
@@ -91,7 +91,8 @@ class Session {
 
   // Log-likelihood of each continuation given the prompt, in the order given. The prompt is
   // processed once; its KV cache and visual K/V are shared by all continuations.
-  std::vector<ScoreResult> score(const Prompt& prompt, const std::vector<std::string>& continuations);
+  std::vector<ScoreResult> score(const Prompt& prompt,
+                                 const std::vector<std::string>& continuations);
 
   // Timings of the last generate() or score() call.
   const Timings& timings() const;

@@ -25,24 +25,31 @@ Image Image::from_file(const std::string& path, const ImageLimits& limits) {
   return Image(make_impl(decode_image_file(path, limits), path));
 }
 
-Image Image::from_memory(const void* data, size_t size, const std::string& name, const ImageLimits& limits) {
+Image Image::from_memory(const void* data, size_t size, const std::string& name,
+                         const ImageLimits& limits) {
   if (data == nullptr && size > 0) fail(ErrorCode::kInvalidArgument, name, ": null image data");
-  return Image(make_impl(decode_image_memory(static_cast<const uint8_t*>(data), size, name, limits), name));
+  return Image(
+      make_impl(decode_image_memory(static_cast<const uint8_t*>(data), size, name, limits), name));
 }
 
 Image Image::from_rgb(int width, int height, const uint8_t* rgb, size_t row_stride) {
   if (width <= 0 || height <= 0)
-    fail(ErrorCode::kInvalidArgument, "Image::from_rgb: dimensions must be positive, got ", width, "x", height);
+    fail(ErrorCode::kInvalidArgument, "Image::from_rgb: dimensions must be positive, got ", width,
+         "x", height);
   if (rgb == nullptr) fail(ErrorCode::kInvalidArgument, "Image::from_rgb: null pixel pointer");
   const size_t row = static_cast<size_t>(width) * 3;
   if (row_stride == 0) row_stride = row;
-  if (row_stride < row) fail(ErrorCode::kInvalidArgument, "Image::from_rgb: row stride ", row_stride, " < 3·width = ", row);
+  if (row_stride < row)
+    fail(ErrorCode::kInvalidArgument, "Image::from_rgb: row stride ", row_stride,
+         " < 3·width = ", row);
   std::vector<uint8_t> packed(row * static_cast<size_t>(height));
   for (int y = 0; y < height; ++y)
-    std::copy(rgb + static_cast<size_t>(y) * row_stride, rgb + static_cast<size_t>(y) * row_stride + row,
+    std::copy(rgb + static_cast<size_t>(y) * row_stride,
+              rgb + static_cast<size_t>(y) * row_stride + row,
               packed.begin() + static_cast<ptrdiff_t>(y * row));
-  return Image(make_impl(image_from_pixels(width, height, 3, packed.data(), packed.size(), "<rgb>", ImageLimits()),
-                         "<rgb>"));
+  return Image(make_impl(
+      image_from_pixels(width, height, 3, packed.data(), packed.size(), "<rgb>", ImageLimits()),
+      "<rgb>"));
 }
 
 int Image::width() const { return impl_->rgb.width; }

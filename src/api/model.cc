@@ -30,8 +30,10 @@ int64_t count_parameters(const io::ModelWeights& w) {
   int64_t n = 0;
   for (const std::string& name : w.names()) {
     const io::TensorView& t = w.get(name);
-    if (t.dtype == io::DType::kU8) n += 2 * t.numel;  // two 4-bit weights per byte
-    else if (name.size() < 6 || name.compare(name.size() - 6, 6, "_scale") != 0) n += t.numel;
+    if (t.dtype == io::DType::kU8)
+      n += 2 * t.numel;  // two 4-bit weights per byte
+    else if (name.size() < 6 || name.compare(name.size() - 6, 6, "_scale") != 0)
+      n += t.numel;
   }
   return n;
 }
@@ -41,30 +43,35 @@ int64_t count_parameters(const io::ModelWeights& w) {
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
-std::shared_ptr<const Model> Model::load(const std::string& directory, const ModelOptions& options) {
+std::shared_ptr<const Model> Model::load(const std::string& directory,
+                                         const ModelOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::exists(directory, ec)) fail(ErrorCode::kIo, directory, ": model directory does not exist");
+  if (!fs::exists(directory, ec))
+    fail(ErrorCode::kIo, directory, ": model directory does not exist");
   if (!fs::is_directory(directory, ec)) fail(ErrorCode::kIo, directory, ": not a directory");
   if (options.threads < 0 || options.threads > 1024)
-    fail(ErrorCode::kInvalidArgument, "ModelOptions.threads = ", options.threads, " is out of range [0, 1024]");
+    fail(ErrorCode::kInvalidArgument, "ModelOptions.threads = ", options.threads,
+         " is out of range [0, 1024]");
   if (options.force_scalar) kernels::set_isa(kernels::Isa::kScalar);
 
   auto impl = std::make_unique<Impl>();
   const fs::path dir(directory);
   impl->config = io::load_config(dir / "config.json");
-  impl->weights = std::make_unique<io::ModelWeights>(
-      io::ModelWeights::open_directory(dir, options.use_mmap ? io::MapMode::kMmap : io::MapMode::kRead));
+  impl->weights = std::make_unique<io::ModelWeights>(io::ModelWeights::open_directory(
+      dir, options.use_mmap ? io::MapMode::kMmap : io::MapMode::kRead));
   io::check_weights(impl->config, *impl->weights);
   text::TokenizerConfig tc;
   tc.vocab_size = impl->config.lm.vocab_size;
-  for (const auto& [s, id] : impl->config.tokens.special) tc.special.emplace(s, static_cast<int32_t>(id));
+  for (const auto& [s, id] : impl->config.tokens.special)
+    tc.special.emplace(s, static_cast<int32_t>(id));
   tc.bos = static_cast<int32_t>(impl->config.tokens.bos);
   tc.eos = static_cast<int32_t>(impl->config.tokens.eos);
   tc.image = static_cast<int32_t>(impl->config.tokens.image);
   tc.add_bos = impl->config.tokens.add_bos;
-  impl->tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::from_file(dir / "tokenizer.model", tc));
+  impl->tokenizer =
+      std::make_unique<text::Tokenizer>(text::Tokenizer::from_file(dir / "tokenizer.model", tc));
   model::SafetensorsWeightSource source(*impl->weights);
   impl->net = std::make_unique<model::FlamingoModel>(impl->config, source);
   impl->preprocess = preprocess_params(impl->config);
@@ -84,9 +91,11 @@ std::shared_ptr<const Model> Model::load(const std::string& directory, const Mod
   i.max_seq_len = static_cast<int>(c.lm.max_seq_len);
   i.max_frames = c.resampler.max_frames > 0 ? static_cast<int>(c.resampler.max_frames) : 1;
   i.parameters = count_parameters(*impl->weights);
-  for (const auto& f : impl->weights->files()) i.weight_bytes += static_cast<int64_t>(f.bytes().size());
+  for (const auto& f : impl->weights->files())
+    i.weight_bytes += static_cast<int64_t>(f.bytes().size());
   i.default_prompt = c.prompt.caption;
-  impl->load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  impl->load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return std::shared_ptr<const Model>(new Model(std::move(impl)));
 }
 

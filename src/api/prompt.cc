@@ -4,7 +4,8 @@
 
 namespace flamingo {
 
-Prompt::Prompt(std::string text, std::vector<Media> media) : text_(std::move(text)), media_(std::move(media)) {}
+Prompt::Prompt(std::string text, std::vector<Media> media)
+    : text_(std::move(text)), media_(std::move(media)) {}
 
 Prompt& Prompt::add_text(const std::string& text) {
   text_ += text;

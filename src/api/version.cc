@@ -16,12 +16,18 @@ BuildInfo build_info() {
 
 const char* stop_reason_name(StopReason reason) {
   switch (reason) {
-    case StopReason::kMaxTokens: return "max_tokens";
-    case StopReason::kEndOfChunk: return "endofchunk";
-    case StopReason::kEos: return "eos";
-    case StopReason::kStopString: return "stop_string";
-    case StopReason::kCallback: return "callback";
-    case StopReason::kContextFull: return "context_full";
+    case StopReason::kMaxTokens:
+      return "max_tokens";
+    case StopReason::kEndOfChunk:
+      return "endofchunk";
+    case StopReason::kEos:
+      return "eos";
+    case StopReason::kStopString:
+      return "stop_string";
+    case StopReason::kCallback:
+      return "callback";
+    case StopReason::kContextFull:
+      return "context_full";
   }
   return "unknown";
 }

@@ -38,7 +38,8 @@ uint64_t Rng::next() {
 
 double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
-void apply_repeat_penalty(float* logits, int64_t vocab, const int32_t* recent, int64_t n, float penalty) {
+void apply_repeat_penalty(float* logits, int64_t vocab, const int32_t* recent, int64_t n,
+                          float penalty) {
   if (penalty == 1.f || n <= 0) return;
   std::unordered_set<int32_t> seen;
   for (int64_t i = 0; i < n; ++i) {
@@ -61,7 +62,9 @@ int32_t sample(const float* logits, int64_t vocab, const SamplerParams& p, Rng& 
   // Candidates sorted by logit (ties by id, so the order is deterministic).
   std::vector<int32_t> idx(static_cast<size_t>(vocab));
   std::iota(idx.begin(), idx.end(), 0);
-  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  auto by_logit = [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
   size_t n = idx.size();
   if (p.top_k > 0 && static_cast<size_t>(p.top_k) < n) {
     std::partial_sort(idx.begin(), idx.begin() + p.top_k, idx.end(), by_logit);

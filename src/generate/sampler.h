@@ -28,7 +28,8 @@ struct SamplerParams {
 
 // CTRL-style penalty on every distinct token of `recent`: positive logits are divided by the
 // penalty, negative ones multiplied (llama.cpp and HF do the same).
-void apply_repeat_penalty(float* logits, int64_t vocab, const int32_t* recent, int64_t n, float penalty);
+void apply_repeat_penalty(float* logits, int64_t vocab, const int32_t* recent, int64_t n,
+                          float penalty);
 
 // Index of the largest logit (the lowest index among equals).
 int32_t argmax(const float* logits, int64_t vocab);

@@ -51,12 +51,14 @@ struct Session::Impl {
   std::map<MediaKey, std::shared_ptr<const MediaEntry>> media_cache;
   model::KvCache cache;
 
-  explicit Impl(std::shared_ptr<const Model> model) : model_ptr(std::move(model)), m(model_ptr->impl()) {}
+  explicit Impl(std::shared_ptr<const Model> model)
+      : model_ptr(std::move(model)), m(model_ptr->impl()) {}
 
   static constexpr size_t kMaxCachedMedia = 64;
 
   std::shared_ptr<const MediaEntry> encode_media(const Media& media, int64_t index) {
-    if (media.frames.empty()) fail(ErrorCode::kInvalidArgument, "media item ", index + 1, " has no frames");
+    if (media.frames.empty())
+      fail(ErrorCode::kInvalidArgument, "media item ", index + 1, " has no frames");
     const bool time_embs = m.config.resampler.max_media > 0;
     MediaKey key{{}, time_embs ? index : 0};
     for (const Image& f : media.frames) key.first.push_back(f.impl().get());
@@ -87,7 +89,8 @@ struct Session::Impl {
   }
 
   generate::MediaTracker new_tracker() const {
-    return generate::MediaTracker(static_cast<int32_t>(m.config.tokens.image), static_cast<int32_t>(m.config.tokens.eos),
+    return generate::MediaTracker(static_cast<int32_t>(m.config.tokens.image),
+                                  static_cast<int32_t>(m.config.tokens.eos),
                                   m.config.xattn.reset_at_eos);
   }
 
@@ -112,8 +115,8 @@ struct Session::Impl {
   }
 
   // Runs tokens through the model and returns the logits of the last one (or of all).
-  std::vector<float> run(const int32_t* ids, int64_t n, const model::MediaKV* const* media, model::KvCache& kv,
-                         bool all_logits = false) {
+  std::vector<float> run(const int32_t* ids, int64_t n, const model::MediaKV* const* media,
+                         model::KvCache& kv, bool all_logits = false) {
     const int64_t d = m.config.lm.dim, vocab = m.config.lm.vocab_size;
     std::vector<float> h(static_cast<size_t>(n * d));
     m.net->forward(ids, n, media, kv, h.data(), *m.pool);
@@ -124,8 +127,9 @@ struct Session::Impl {
     // poisoned weight first shows here; stop instead of sampling from garbage.
     for (size_t i = 0; i < logits.size(); ++i) {
       if (!std::isfinite(logits[i]))
-        fail(ErrorCode::kCorruptFile, m.info.directory, ": the model produced a non-finite logit (token ",
-             static_cast<int64_t>(i) % vocab, ", position ", kv.length - rows + static_cast<int64_t>(i) / vocab,
+        fail(ErrorCode::kCorruptFile, m.info.directory,
+             ": the model produced a non-finite logit (token ", static_cast<int64_t>(i) % vocab,
+             ", position ", kv.length - rows + static_cast<int64_t>(i) / vocab,
              "); the weights contain NaN or Inf values");
     }
     return logits;
@@ -136,27 +140,33 @@ struct Session::Impl {
   }
 
   GenerateResult generate(const Prompt& prompt, const GenerateOptions& o);
-  GenerateResult beam_search(Prepared& p, std::vector<float> logits, const GenerateOptions& o, Clock::time_point t_start);
-  std::vector<ScoreResult> score(const Prompt& prompt, const std::vector<std::string>& continuations);
+  GenerateResult beam_search(Prepared& p, std::vector<float> logits, const GenerateOptions& o,
+                             Clock::time_point t_start);
+  std::vector<ScoreResult> score(const Prompt& prompt,
+                                 const std::vector<std::string>& continuations);
 };
 
 namespace {
 
 void check_options(const GenerateOptions& o) {
-  auto bad = [](const char* what, auto v) { fail(ErrorCode::kInvalidArgument, "GenerateOptions.", what, " = ", v, " is out of range"); };
+  auto bad = [](const char* what, auto v) {
+    fail(ErrorCode::kInvalidArgument, "GenerateOptions.", what, " = ", v, " is out of range");
+  };
   if (o.max_new_tokens < 0) bad("max_new_tokens", o.max_new_tokens);
   if (!(o.temperature >= 0.f) || !std::isfinite(o.temperature)) bad("temperature", o.temperature);
   if (o.top_k < 0) bad("top_k", o.top_k);
   if (!(o.top_p > 0.f && o.top_p <= 1.f)) bad("top_p", o.top_p);
   if (!(o.min_p >= 0.f && o.min_p <= 1.f)) bad("min_p", o.min_p);
-  if (!(o.repeat_penalty > 0.f) || !std::isfinite(o.repeat_penalty)) bad("repeat_penalty", o.repeat_penalty);
+  if (!(o.repeat_penalty > 0.f) || !std::isfinite(o.repeat_penalty))
+    bad("repeat_penalty", o.repeat_penalty);
   if (o.repeat_last_n < 0) bad("repeat_last_n", o.repeat_last_n);
   if (o.num_beams < 1 || o.num_beams > 64) bad("num_beams", o.num_beams);
   if (!std::isfinite(o.length_penalty)) bad("length_penalty", o.length_penalty);
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return !suffix.empty() && s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return !suffix.empty() && s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace
@@ -198,7 +208,8 @@ GenerateResult Session::Impl::generate(const Prompt& prompt, const GenerateOptio
     logits[static_cast<size_t>(image_id)] = -std::numeric_limits<float>::infinity();
     generate::log_softmax(logits.data(), vocab, logprobs.data());
     const int64_t look = std::min<int64_t>(o.repeat_last_n, static_cast<int64_t>(history.size()));
-    generate::apply_repeat_penalty(logits.data(), vocab, history.data() + history.size() - look, look, o.repeat_penalty);
+    generate::apply_repeat_penalty(logits.data(), vocab, history.data() + history.size() - look,
+                                   look, o.repeat_penalty);
     const int32_t id = generate::sample(logits.data(), vocab, sp, rng);
     if (step == 0) timings.first_token_ms = ms_since(t_start);
     TokenInfo tok{id, std::string(m.tokenizer->piece(id)), logprobs[static_cast<size_t>(id)]};
@@ -237,8 +248,8 @@ GenerateResult Session::Impl::generate(const Prompt& prompt, const GenerateOptio
   return r;
 }
 
-GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits, const GenerateOptions& o,
-                                          Clock::time_point t_start) {
+GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits,
+                                          const GenerateOptions& o, Clock::time_point t_start) {
   struct Beam {
     std::vector<int32_t> tokens;
     std::vector<float> token_logprobs;
@@ -283,20 +294,27 @@ GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits
       std::vector<int32_t> idx(static_cast<size_t>(vocab));
       for (int32_t i = 0; i < vocab; ++i) idx[static_cast<size_t>(i)] = i;
       const size_t keep = std::min<size_t>(static_cast<size_t>(2 * beams_n), idx.size());
-      std::partial_sort(idx.begin(), idx.begin() + static_cast<ptrdiff_t>(keep), idx.end(), [&](int32_t a, int32_t c) {
-        return lsm[static_cast<size_t>(a)] > lsm[static_cast<size_t>(c)] || (lsm[static_cast<size_t>(a)] == lsm[static_cast<size_t>(c)] && a < c);
-      });
+      std::partial_sort(
+          idx.begin(), idx.begin() + static_cast<ptrdiff_t>(keep), idx.end(),
+          [&](int32_t a, int32_t c) {
+            return lsm[static_cast<size_t>(a)] > lsm[static_cast<size_t>(c)] ||
+                   (lsm[static_cast<size_t>(a)] == lsm[static_cast<size_t>(c)] && a < c);
+          });
       for (size_t i = 0; i < keep; ++i)
-        cands.push_back({b, idx[i], lsm[static_cast<size_t>(idx[i])], beams[b].logprob + lsm[static_cast<size_t>(idx[i])]});
+        cands.push_back({b, idx[i], lsm[static_cast<size_t>(idx[i])],
+                         beams[b].logprob + lsm[static_cast<size_t>(idx[i])]});
     }
-    std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.total > b.total; });
+    std::stable_sort(cands.begin(), cands.end(),
+                     [](const Cand& a, const Cand& b) { return a.total > b.total; });
     std::vector<Beam> next;
     for (const Cand& c : cands) {
       if (static_cast<int>(next.size()) == beams_n) break;
       const Beam& parent = beams[c.beam];
-      const bool stop = (o.stop_at_endofchunk && c.id == eoc_id) || (o.stop_at_eos && c.id == eos_id);
+      const bool stop =
+          (o.stop_at_endofchunk && c.id == eoc_id) || (o.stop_at_eos && c.id == eos_id);
       if (stop) {
-        Finished f{parent.tokens, parent.token_logprobs, 0, c.id == eoc_id ? StopReason::kEndOfChunk : StopReason::kEos};
+        Finished f{parent.tokens, parent.token_logprobs, 0,
+                   c.id == eoc_id ? StopReason::kEndOfChunk : StopReason::kEos};
         f.tokens.push_back(c.id);
         f.token_logprobs.push_back(c.lp);
         f.score = normalised(c.total, f.tokens.size());
@@ -328,11 +346,13 @@ GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits
     beams = std::move(next);
   }
   for (Beam& b : beams)
-    finished.push_back({b.tokens, b.token_logprobs, normalised(b.logprob, b.tokens.size()), StopReason::kMaxTokens});
+    finished.push_back({b.tokens, b.token_logprobs, normalised(b.logprob, b.tokens.size()),
+                        StopReason::kMaxTokens});
   GenerateResult r;
   if (!finished.empty()) {
-    const Finished& best = *std::max_element(finished.begin(), finished.end(),
-                                             [](const Finished& a, const Finished& b) { return a.score < b.score; });
+    const Finished& best =
+        *std::max_element(finished.begin(), finished.end(),
+                          [](const Finished& a, const Finished& b) { return a.score < b.score; });
     text::StreamDecoder detok(*m.tokenizer);
     for (size_t i = 0; i < best.tokens.size(); ++i) {
       const int32_t id = best.tokens[i];
@@ -354,7 +374,8 @@ GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits
   return r;
 }
 
-std::vector<ScoreResult> Session::Impl::score(const Prompt& prompt, const std::vector<std::string>& continuations) {
+std::vector<ScoreResult> Session::Impl::score(const Prompt& prompt,
+                                              const std::vector<std::string>& continuations) {
   timings = Timings{};
   Prepared p = prepare(prompt);
   const int64_t n_prompt = static_cast<int64_t>(p.ids.size());
@@ -364,13 +385,15 @@ std::vector<ScoreResult> Session::Impl::score(const Prompt& prompt, const std::v
   for (const std::string& c : continuations) {
     // A continuation is tokenised as its own text segment (special strings parsed, no BOS).
     cont_ids.push_back(m.tokenizer->encode(c, text::EncodeOptions{false, true}));
-    if (cont_ids.back().empty()) fail(ErrorCode::kInvalidArgument, "score: continuation \"", c, "\" has no tokens");
+    if (cont_ids.back().empty())
+      fail(ErrorCode::kInvalidArgument, "score: continuation \"", c, "\" has no tokens");
     longest = std::max<int64_t>(longest, static_cast<int64_t>(cont_ids.back().size()));
   }
   cache.length = 0;
   reserve(cache, n_prompt + longest);
   auto t0 = Clock::now();
-  const std::vector<float> prompt_logits = run(p.ids.data(), n_prompt, p.media_of_token.data(), cache);
+  const std::vector<float> prompt_logits =
+      run(p.ids.data(), n_prompt, p.media_of_token.data(), cache);
   timings.prefill_ms = ms_since(t0);
   timings.prefill_tokens = static_cast<int>(n_prompt);
 
@@ -392,7 +415,8 @@ std::vector<ScoreResult> Session::Impl::score(const Prompt& prompt, const std::v
     s.logprob = lsm[static_cast<size_t>(ids[0])];
     if (ids.size() > 1) {
       const int64_t n = static_cast<int64_t>(ids.size()) - 1;
-      const std::vector<float> logits = run(ids.data(), n, media.data(), cache, /*all_logits=*/true);
+      const std::vector<float> logits =
+          run(ids.data(), n, media.data(), cache, /*all_logits=*/true);
       for (int64_t i = 0; i < n; ++i) {
         generate::log_softmax(logits.data() + i * vocab, vocab, lsm.data());
         s.logprob += lsm[static_cast<size_t>(ids[static_cast<size_t>(i + 1)])];
@@ -417,7 +441,8 @@ GenerateResult Session::generate(const Prompt& prompt, const GenerateOptions& op
   return impl_->generate(prompt, options);
 }
 
-std::vector<ScoreResult> Session::score(const Prompt& prompt, const std::vector<std::string>& continuations) {
+std::vector<ScoreResult> Session::score(const Prompt& prompt,
+                                        const std::vector<std::string>& continuations) {
   if (continuations.empty()) fail(ErrorCode::kInvalidArgument, "score: no continuations given");
   return impl_->score(prompt, continuations);
 }

@@ -59,7 +59,8 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w);
 
 // out[out_h, out_w, out_c] = conv(in[in_h, in_w, in_c]) + bias (bias may be null). out must
 // not overlap in. Bitwise identical results for any number of threads in the pool.
-void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float* out, ThreadPool& pool);
+void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float* out,
+            ThreadPool& pool);
 
 // 2×2 average pool, stride 2, ceil mode, averaging only over the elements inside the input
 // (PyTorch count_include_pad=False). out is [ceil(h/2), ceil(w/2), c].

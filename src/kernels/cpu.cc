@@ -45,7 +45,8 @@ Isa active_isa() { return isa_state().load(std::memory_order_relaxed); }
 
 void set_isa(Isa isa) {
   if (isa == Isa::kAvx2 && !cpu_has_avx2())
-    fail(ErrorCode::kUnsupported, "this CPU lacks AVX2, FMA or F16C; only the scalar kernels can run");
+    fail(ErrorCode::kUnsupported,
+         "this CPU lacks AVX2, FMA or F16C; only the scalar kernels can run");
   isa_state().store(isa, std::memory_order_relaxed);
 }
 

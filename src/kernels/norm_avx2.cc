@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/norm_isa.h"
 #include "kernels/lanes_avx2.h"
+#include "kernels/norm_isa.h"
 
 namespace flamingo::kernels::avx2 {
 namespace {

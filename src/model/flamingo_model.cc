@@ -14,10 +14,12 @@ FlamingoModel::FlamingoModel(const io::ModelConfig& config, WeightSource& w)
       lm_(config.lm, w),
       block_of_layer_(static_cast<size_t>(config.lm.layers)) {
   for (int64_t i = 0; i < config.lm.layers; ++i)
-    block_of_layer_[static_cast<size_t>(i)] = static_cast<int>(io::xattn_block_index(config.xattn, config.lm.layers, i));
+    block_of_layer_[static_cast<size_t>(i)] =
+        static_cast<int>(io::xattn_block_index(config.xattn, config.lm.layers, i));
   const int64_t blocks = io::num_xattn_blocks(config.xattn, config.lm.layers);
   blocks_.reserve(static_cast<size_t>(blocks));
-  for (int64_t j = 0; j < blocks; ++j) blocks_.emplace_back(config.xattn, config.lm.dim, config.resampler.dim, w, static_cast<int>(j));
+  for (int64_t j = 0; j < blocks; ++j)
+    blocks_.emplace_back(config.xattn, config.lm.dim, config.resampler.dim, w, static_cast<int>(j));
 }
 
 std::vector<float> FlamingoModel::encode_frame(const float* pixels, ThreadPool& pool) const {
@@ -32,11 +34,13 @@ std::vector<float> FlamingoModel::resample(const std::vector<std::vector<float>>
   const int64_t per_frame = vision_.positions() * vision_.out_channels();
   std::vector<float> features(static_cast<size_t>(frames * per_frame));
   for (int64_t f = 0; f < frames; ++f) {
-    FLAMINGO_CHECK(static_cast<int64_t>(frame_features[static_cast<size_t>(f)].size()) == per_frame);
-    std::copy(frame_features[static_cast<size_t>(f)].begin(), frame_features[static_cast<size_t>(f)].end(),
-              features.begin() + f * per_frame);
+    FLAMINGO_CHECK(static_cast<int64_t>(frame_features[static_cast<size_t>(f)].size()) ==
+                   per_frame);
+    std::copy(frame_features[static_cast<size_t>(f)].begin(),
+              frame_features[static_cast<size_t>(f)].end(), features.begin() + f * per_frame);
   }
-  std::vector<float> out(static_cast<size_t>(config_.resampler.num_latents * config_.resampler.dim));
+  std::vector<float> out(
+      static_cast<size_t>(config_.resampler.num_latents * config_.resampler.dim));
   resampler_.forward(features.data(), frames, vision_.positions(), media_index, out.data(), pool);
   return out;
 }
@@ -53,20 +57,24 @@ void FlamingoModel::reserve_cache(KvCache& cache, int64_t positions) const {
   cache.reserve(positions, static_cast<int>(config_.lm.layers), lm_.kv_row());
 }
 
-void FlamingoModel::forward(const int32_t* ids, int64_t n, const MediaKV* const* media, KvCache& cache, float* h,
-                            ThreadPool& pool, const BlockObserver& observer) const {
+void FlamingoModel::forward(const int32_t* ids, int64_t n, const MediaKV* const* media,
+                            KvCache& cache, float* h, ThreadPool& pool,
+                            const BlockObserver& observer) const {
   if (cache.length + n > lm_.config().max_seq_len)
-    fail(ErrorCode::kResourceLimit, "the context would hold ", cache.length + n, " tokens but the model's max_seq_len is ",
-         lm_.config().max_seq_len);
+    fail(ErrorCode::kResourceLimit, "the context would hold ", cache.length + n,
+         " tokens but the model's max_seq_len is ", lm_.config().max_seq_len);
   if (cache.length + n > cache.reserved)  // grow geometrically: decode appends one token at a time
-    reserve_cache(cache, std::max(cache.length + n, std::min(lm_.config().max_seq_len, 2 * cache.reserved)));
+    reserve_cache(
+        cache, std::max(cache.length + n, std::min(lm_.config().max_seq_len, 2 * cache.reserved)));
   lm_.embed(ids, n, h);
   std::vector<const VisualKV*> block_media(static_cast<size_t>(n));
   const int64_t d = lm_.config().dim;
   for (int layer = 0; layer < lm_.config().layers; ++layer) {
     const int b = block_before_layer(layer);
     if (b >= 0) {
-      for (int64_t i = 0; i < n; ++i) block_media[static_cast<size_t>(i)] = media[i] ? &(*media[i])[static_cast<size_t>(b)] : nullptr;
+      for (int64_t i = 0; i < n; ++i)
+        block_media[static_cast<size_t>(i)] =
+            media[i] ? &(*media[i])[static_cast<size_t>(b)] : nullptr;
       blocks_[static_cast<size_t>(b)].forward(h, n, block_media.data(), pool);
       if (observer) observer(b, h, n, d);
     }

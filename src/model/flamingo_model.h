@@ -39,8 +39,8 @@ class FlamingoModel {
   // Vision features of one frame: [positions, channels].
   std::vector<float> encode_frame(const float* pixels, ThreadPool& pool) const;
   // Resampler output of one media item from its frames' features: [num_latents, dim].
-  std::vector<float> resample(const std::vector<std::vector<float>>& frame_features, int64_t media_index,
-                              ThreadPool& pool) const;
+  std::vector<float> resample(const std::vector<std::vector<float>>& frame_features,
+                              int64_t media_index, ThreadPool& pool) const;
   // Cross-attention K/V of a media item's visual tokens for every block.
   MediaKV visual_kv(const std::vector<float>& visual_tokens, ThreadPool& pool) const;
 
@@ -50,7 +50,9 @@ class FlamingoModel {
   void forward(const int32_t* ids, int64_t n, const MediaKV* const* media, KvCache& cache, float* h,
                ThreadPool& pool, const BlockObserver& observer = {}) const;
   // Logits [rows, vocab] of hidden states from forward().
-  void logits(const float* h, int64_t rows, float* out, ThreadPool& pool) const { lm_.logits(h, rows, out, pool); }
+  void logits(const float* h, int64_t rows, float* out, ThreadPool& pool) const {
+    lm_.logits(h, rows, out, pool);
+  }
 
   // A KV cache sized for `positions` tokens.
   void reserve_cache(KvCache& cache, int64_t positions) const;

@@ -10,8 +10,12 @@
 
 namespace flamingo::model {
 
-GatedXattn::GatedXattn(const io::XattnConfig& spec, int64_t dim, int64_t visual_dim, WeightSource& w, int index)
-    : spec_(spec), dim_(dim), visual_dim_(visual_dim), vector_gate_(spec.gate == io::GateType::kVector) {
+GatedXattn::GatedXattn(const io::XattnConfig& spec, int64_t dim, int64_t visual_dim,
+                       WeightSource& w, int index)
+    : spec_(spec),
+      dim_(dim),
+      visual_dim_(visual_dim),
+      vector_gate_(spec.gate == io::GateType::kVector) {
   const std::string p = "xattn." + std::to_string(index) + ".";
   const int64_t d = dim, inner = spec.heads * spec.head_dim, gate_n = vector_gate_ ? d : 1;
   attn_gate_ = w.floats(p + "attn_gate", gate_n);
@@ -33,13 +37,14 @@ GatedXattn::GatedXattn(const io::XattnConfig& spec, int64_t dim, int64_t visual_
     q_norm_ = w.floats(p + "attn.q_norm.weight", spec.head_dim);
     k_norm_ = w.floats(p + "attn.k_norm.weight", spec.head_dim);
   }
-  if (spec.ffn == io::XattnFfn::kSwiglu) gate_ = Linear(w, p + "mlp.gate_proj.weight", spec.ff_dim, d);
+  if (spec.ffn == io::XattnFfn::kSwiglu)
+    gate_ = Linear(w, p + "mlp.gate_proj.weight", spec.ff_dim, d);
   up_ = Linear(w, p + "mlp.up_proj.weight", spec.ff_dim, d);
   down_ = Linear(w, p + "mlp.down_proj.weight", d, spec.ff_dim);
 }
 
-void GatedXattn::norm(const std::vector<float>& w, const std::vector<float>& b, const float* x, int64_t rows,
-                      float* y) const {
+void GatedXattn::norm(const std::vector<float>& w, const std::vector<float>& b, const float* x,
+                      int64_t rows, float* y) const {
   const float eps = static_cast<float>(spec_.norm_eps);
   if (spec_.norm == io::NormType::kLayerNorm)
     kernels::layernorm(x, w.data(), b.data(), rows, dim_, eps, y);
@@ -56,12 +61,13 @@ VisualKV GatedXattn::visual_kv(const float* visual, int64_t n_visual, ThreadPool
   k_.apply(visual, n_visual, kv.k.data(), pool);
   v_.apply(visual, n_visual, kv.v.data(), pool);
   if (spec_.qk_norm)
-    kernels::rmsnorm(kv.k.data(), k_norm_.data(), n_visual * spec_.heads, spec_.head_dim, static_cast<float>(spec_.norm_eps),
-                     kv.k.data());
+    kernels::rmsnorm(kv.k.data(), k_norm_.data(), n_visual * spec_.heads, spec_.head_dim,
+                     static_cast<float>(spec_.norm_eps), kv.k.data());
   return kv;
 }
 
-void GatedXattn::forward(float* h, int64_t n, const VisualKV* const* media, ThreadPool& pool) const {
+void GatedXattn::forward(float* h, int64_t n, const VisualKV* const* media,
+                         ThreadPool& pool) const {
   const int64_t d = dim_, inner = spec_.heads * spec_.head_dim;
   std::vector<float> x(static_cast<size_t>(n * d));
 
@@ -74,7 +80,8 @@ void GatedXattn::forward(float* h, int64_t n, const VisualKV* const* media, Thre
     std::vector<float> q(static_cast<size_t>(n * inner)), o(static_cast<size_t>(n * inner), 0.f);
     q_.apply(x.data(), n, q.data(), pool);
     if (spec_.qk_norm)
-      kernels::rmsnorm(q.data(), q_norm_.data(), n * spec_.heads, spec_.head_dim, static_cast<float>(spec_.norm_eps), q.data());
+      kernels::rmsnorm(q.data(), q_norm_.data(), n * spec_.heads, spec_.head_dim,
+                       static_cast<float>(spec_.norm_eps), q.data());
     // Consecutive tokens that attend to the same media item form one attention call.
     for (int64_t start = 0; start < n;) {
       int64_t end = start + 1;
@@ -117,9 +124,15 @@ void GatedXattn::forward(float* h, int64_t n, const VisualKV* const* media, Thre
   std::vector<float> up(static_cast<size_t>(n * spec_.ff_dim));
   up_.apply(x.data(), n, up.data(), pool);
   switch (spec_.ffn) {
-    case io::XattnFfn::kGelu: kernels::gelu_erf(up.data(), up.data(), static_cast<int64_t>(up.size())); break;
-    case io::XattnFfn::kSquaredRelu: kernels::squared_relu(up.data(), up.data(), static_cast<int64_t>(up.size())); break;
-    case io::XattnFfn::kRelu: kernels::relu(up.data(), up.data(), static_cast<int64_t>(up.size())); break;
+    case io::XattnFfn::kGelu:
+      kernels::gelu_erf(up.data(), up.data(), static_cast<int64_t>(up.size()));
+      break;
+    case io::XattnFfn::kSquaredRelu:
+      kernels::squared_relu(up.data(), up.data(), static_cast<int64_t>(up.size()));
+      break;
+    case io::XattnFfn::kRelu:
+      kernels::relu(up.data(), up.data(), static_cast<int64_t>(up.size()));
+      break;
     case io::XattnFfn::kSwiglu: {
       std::vector<float> g(up.size());
       gate_.apply(x.data(), n, g.data(), pool);

@@ -22,7 +22,8 @@ struct VisualKV {
 class GatedXattn {
  public:
   // dim: the LM width; visual_dim: the resampler width; index: the block's position in layer order.
-  GatedXattn(const io::XattnConfig& config, int64_t dim, int64_t visual_dim, WeightSource& weights, int index);
+  GatedXattn(const io::XattnConfig& config, int64_t dim, int64_t visual_dim, WeightSource& weights,
+             int index);
 
   // K/V of the visual tokens (computed once per media item and block, then cached).
   VisualKV visual_kv(const float* visual, int64_t n_visual, ThreadPool& pool) const;
@@ -32,7 +33,8 @@ class GatedXattn {
   void forward(float* h, int64_t n, const VisualKV* const* media, ThreadPool& pool) const;
 
  private:
-  void norm(const std::vector<float>& w, const std::vector<float>& b, const float* x, int64_t rows, float* y) const;
+  void norm(const std::vector<float>& w, const std::vector<float>& b, const float* x, int64_t rows,
+            float* y) const;
 
   io::XattnConfig spec_;
   int64_t dim_, visual_dim_;

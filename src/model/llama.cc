@@ -24,8 +24,9 @@ void KvCache::reserve(int64_t positions, int layers, int64_t row) {
 
 Llama::Llama(const io::LmConfig& spec, WeightSource& w)
     : spec_(spec),
-      rope_style_(spec.rope_style == io::RopeStyle::kRotateHalf ? kernels::RopeStyle::kRotateHalf
-                                                                 : kernels::RopeStyle::kInterleaved) {
+      rope_style_(spec.rope_style == io::RopeStyle::kRotateHalf
+                      ? kernels::RopeStyle::kRotateHalf
+                      : kernels::RopeStyle::kInterleaved) {
   const int64_t d = spec.dim, qd = spec.heads * spec.head_dim, kvd = kv_row();
   embed_view_ = w.matrix("lm.embed_tokens.weight", spec.vocab_size, d);
   for (int i = 0; i < spec.layers; ++i) {
@@ -50,8 +51,8 @@ Llama::Llama(const io::LmConfig& spec, WeightSource& w)
 void Llama::embed(const int32_t* ids, int64_t n, float* h) const {
   for (int64_t i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= spec_.vocab_size)
-      fail(ErrorCode::kInvalidArgument, "token id ", ids[i], " at position ", i, " is outside the vocabulary [0, ",
-           spec_.vocab_size, ")");
+      fail(ErrorCode::kInvalidArgument, "token id ", ids[i], " at position ", i,
+           " is outside the vocabulary [0, ", spec_.vocab_size, ")");
     kernels::dequantize_row(embed_view_, ids[i], h + i * spec_.dim);
   }
 }
@@ -60,9 +61,11 @@ void Llama::layer_forward(int layer, float* h, int64_t n, KvCache& cache, Thread
   const Layer& l = layers_[static_cast<size_t>(layer)];
   const int64_t d = spec_.dim, qd = spec_.heads * spec_.head_dim, kvd = kv_row();
   const int64_t pos0 = cache.length;
-  if (pos0 + n > cache.reserved) fail(ErrorCode::kInternal, "KV cache holds ", cache.reserved, " positions, need ", pos0 + n);
+  if (pos0 + n > cache.reserved)
+    fail(ErrorCode::kInternal, "KV cache holds ", cache.reserved, " positions, need ", pos0 + n);
 
-  std::vector<float> x(static_cast<size_t>(n * d)), q(static_cast<size_t>(n * qd)), o(static_cast<size_t>(n * qd));
+  std::vector<float> x(static_cast<size_t>(n * d)), q(static_cast<size_t>(n * qd)),
+      o(static_cast<size_t>(n * qd));
   kernels::rmsnorm(h, l.attn_norm.data(), n, d, static_cast<float>(spec_.rms_norm_eps), x.data());
   float* kc = cache.k[static_cast<size_t>(layer)].data();
   float* vc = cache.v[static_cast<size_t>(layer)].data();
@@ -97,7 +100,8 @@ void Llama::layer_forward(int layer, float* h, int64_t n, KvCache& cache, Thread
   l.o.apply(o.data(), n, h, pool, /*accumulate=*/true);
 
   kernels::rmsnorm(h, l.ffn_norm.data(), n, d, static_cast<float>(spec_.rms_norm_eps), x.data());
-  std::vector<float> g(static_cast<size_t>(n * spec_.ffn_dim)), u(static_cast<size_t>(n * spec_.ffn_dim));
+  std::vector<float> g(static_cast<size_t>(n * spec_.ffn_dim)),
+      u(static_cast<size_t>(n * spec_.ffn_dim));
   l.gate.apply(x.data(), n, g.data(), pool);
   l.up.apply(x.data(), n, u.data(), pool);
   kernels::swiglu(g.data(), u.data(), g.data(), n * spec_.ffn_dim);
@@ -106,7 +110,8 @@ void Llama::layer_forward(int layer, float* h, int64_t n, KvCache& cache, Thread
 
 void Llama::logits(const float* h, int64_t rows, float* out, ThreadPool& pool) const {
   std::vector<float> x(static_cast<size_t>(rows * spec_.dim));
-  kernels::rmsnorm(h, final_norm_.data(), rows, spec_.dim, static_cast<float>(spec_.rms_norm_eps), x.data());
+  kernels::rmsnorm(h, final_norm_.data(), rows, spec_.dim, static_cast<float>(spec_.rms_norm_eps),
+                   x.data());
   head_.apply(x.data(), rows, out, pool);
 }
 

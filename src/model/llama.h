@@ -13,7 +13,6 @@
 
 namespace flamingo::model {
 
-
 // Keys and values of every layer for positions [0, length); grows on demand up to capacity.
 struct KvCache {
   int64_t length = 0;

@@ -12,7 +12,8 @@ namespace flamingo::model {
 int64_t nfnet_make_divisible(double v, int64_t divisor) {
   // timm: new_v = max(min_value, int(v + divisor / 2) // divisor * divisor), and one more
   // divisor if that rounds down by more than 10 %.
-  int64_t nv = std::max<int64_t>(divisor, static_cast<int64_t>(v + divisor / 2.0) / divisor * divisor);
+  int64_t nv =
+      std::max<int64_t>(divisor, static_cast<int64_t>(v + divisor / 2.0) / divisor * divisor);
   if (static_cast<double>(nv) < 0.9 * v) nv += divisor;
   return nv;
 }
@@ -21,7 +22,8 @@ namespace {
 
 // Scaled weight standardisation (timm ScaledStdConv2d, gamma folded into the activation):
 // Ŵ_o = gain_o · fan_in^-½ · (W_o − mean(W_o)) / sqrt(var(W_o) + eps), in double.
-std::vector<float> standardise(const kernels::WeightView& w, const std::vector<float>& gain, double eps) {
+std::vector<float> standardise(const kernels::WeightView& w, const std::vector<float>& gain,
+                               double eps) {
   const int64_t n = w.n, k = w.k;
   std::vector<float> row(static_cast<size_t>(k));
   std::vector<float> out(static_cast<size_t>(n * k));
@@ -33,8 +35,11 @@ std::vector<float> standardise(const kernels::WeightView& w, const std::vector<f
     double var = 0;
     for (float v : row) var += (v - mean) * (v - mean);
     var /= static_cast<double>(k);
-    const double scale = gain[static_cast<size_t>(o)] / std::sqrt(static_cast<double>(k)) / std::sqrt(var + eps);
-    for (int64_t i = 0; i < k; ++i) out[static_cast<size_t>(o * k + i)] = static_cast<float>((row[static_cast<size_t>(i)] - mean) * scale);
+    const double scale =
+        gain[static_cast<size_t>(o)] / std::sqrt(static_cast<double>(k)) / std::sqrt(var + eps);
+    for (int64_t i = 0; i < k; ++i)
+      out[static_cast<size_t>(o * k + i)] =
+          static_cast<float>((row[static_cast<size_t>(i)] - mean) * scale);
   }
   return out;
 }
@@ -68,7 +73,8 @@ NfnetEncoder::Conv NfnetEncoder::load_conv(WeightSource& w, const std::string& p
     c.conv = kernels::pack_conv2d(p, fv);
   }
   c.bias = w.floats(prefix + ".bias", out_c);
-  const int64_t oh = kernels::same_out_size(in_h, stride), ow = kernels::same_out_size(in_w, stride);
+  const int64_t oh = kernels::same_out_size(in_h, stride),
+                ow = kernels::same_out_size(in_w, stride);
   flops_ += 2.0 * static_cast<double>(oh * ow * out_c * k);
   max_activation_ = std::max({max_activation_, in_h * in_w * in_c, oh * ow * out_c});
   return c;
@@ -84,8 +90,9 @@ NfnetEncoder::NfnetEncoder(const io::VisionConfig& spec, WeightSource& w)
   int64_t hw = spec.image_size, c = 3;
   stem_hw_[0] = hw;
   for (int i = 0; i < 4; ++i) {
-    stem_[static_cast<size_t>(i)] = load_conv(w, "vision.stem.conv" + std::to_string(i + 1), hw, hw, c,
-                                              spec.stem_channels[static_cast<size_t>(i)], 3, kStemStrides[i], 1);
+    stem_[static_cast<size_t>(i)] =
+        load_conv(w, "vision.stem.conv" + std::to_string(i + 1), hw, hw, c,
+                  spec.stem_channels[static_cast<size_t>(i)], 3, kStemStrides[i], 1);
     hw = kernels::same_out_size(hw, kStemStrides[i]);
     stem_hw_[static_cast<size_t>(i + 1)] = hw;
     c = spec.stem_channels[static_cast<size_t>(i)];
@@ -113,10 +120,12 @@ NfnetEncoder::NfnetEncoder(const io::VisionConfig& spec, WeightSource& w)
 
       blk.has_proj = blk.in_c != blk.out_c || blk.stride != 1;
       if (blk.has_proj)
-        blk.proj = load_conv(w, pre + "downsample.conv", blk.out_h, blk.out_w, blk.in_c, blk.out_c, 1, 1, 1);
+        blk.proj = load_conv(w, pre + "downsample.conv", blk.out_h, blk.out_w, blk.in_c, blk.out_c,
+                             1, 1, 1);
       blk.conv1 = load_conv(w, pre + "conv1", h, wd, blk.in_c, blk.mid_c, 1, 1, 1);
       blk.conv2 = load_conv(w, pre + "conv2", h, wd, blk.mid_c, blk.mid_c, 3, blk.stride, groups);
-      blk.conv2b = load_conv(w, pre + "conv2b", blk.out_h, blk.out_w, blk.mid_c, blk.mid_c, 3, 1, groups);
+      blk.conv2b =
+          load_conv(w, pre + "conv2b", blk.out_h, blk.out_w, blk.mid_c, blk.mid_c, 3, 1, groups);
       blk.conv3 = load_conv(w, pre + "conv3", blk.out_h, blk.out_w, blk.mid_c, blk.out_c, 1, 1, 1);
       const int64_t se_c = nfnet_make_divisible(static_cast<double>(blk.out_c) * spec.se_ratio);
       blk.se_fc1 = kernels::pack_matrix(w.matrix(pre + "attn_last.fc1.weight", se_c, blk.out_c));
@@ -140,7 +149,8 @@ NfnetEncoder::NfnetEncoder(const io::VisionConfig& spec, WeightSource& w)
   }
 }
 
-void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, ThreadPool& pool) const {
+void NfnetEncoder::block_forward(const Block& b, const float* x, float* out,
+                                 ThreadPool& pool) const {
   const int64_t in_n = b.in_h * b.in_w, out_n = b.out_h * b.out_w;
   const float g = gamma_;
   // h = act_γ(x)·β: the pre-activation both branches read.
@@ -172,11 +182,14 @@ void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, Thr
   b.conv3.run(r3.data(), r4.data(), pool);
 
   // Squeeze-excite on the block output: 2·sigmoid(fc2(relu(fc1(mean)))) per channel.
-  std::vector<float> mean(static_cast<size_t>(b.out_c)), se_h(b.se_b1.size()), se(static_cast<size_t>(b.out_c));
+  std::vector<float> mean(static_cast<size_t>(b.out_c)), se_h(b.se_b1.size()),
+      se(static_cast<size_t>(b.out_c));
   kernels::mean_pool(r4.data(), out_n, b.out_c, mean.data());
-  kernels::matmul(mean.data(), b.out_c, 1, b.se_fc1, se_h.data(), b.se_fc1.n(), pool, {b.se_b1.data(), false});
+  kernels::matmul(mean.data(), b.out_c, 1, b.se_fc1, se_h.data(), b.se_fc1.n(), pool,
+                  {b.se_b1.data(), false});
   kernels::relu(se_h.data(), se_h.data(), static_cast<int64_t>(se_h.size()));
-  kernels::matmul(se_h.data(), b.se_fc1.n(), 1, b.se_fc2, se.data(), b.out_c, pool, {b.se_b2.data(), false});
+  kernels::matmul(se_h.data(), b.se_fc1.n(), 1, b.se_fc2, se.data(), b.out_c, pool,
+                  {b.se_b2.data(), false});
   // One per-channel factor: SE gate (×2), skip gain and α.
   kernels::sigmoid(se.data(), se.data(), b.out_c, 2.f);
   kernels::scale(b.skip_gain * alpha_, se.data(), se.data(), b.out_c);
@@ -185,7 +198,8 @@ void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, Thr
 }
 
 void NfnetEncoder::forward(const float* image, float* out, ThreadPool& pool) const {
-  std::vector<float> a(static_cast<size_t>(max_activation_)), b(static_cast<size_t>(max_activation_));
+  std::vector<float> a(static_cast<size_t>(max_activation_)),
+      b(static_cast<size_t>(max_activation_));
   const int64_t s = spec_.image_size;
   std::copy(image, image + s * s * 3, a.begin());
   for (size_t i = 0; i < 4; ++i) {

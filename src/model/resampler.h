@@ -14,7 +14,6 @@
 
 namespace flamingo::model {
 
-
 class Resampler {
  public:
   Resampler(const io::ResamplerConfig& config, WeightSource& weights);

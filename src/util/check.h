@@ -26,11 +26,11 @@ template <typename... Args>
 }
 
 // Checks an internal invariant that no input can violate; failing it is a bug in libflamingo.
-#define FLAMINGO_CHECK(cond)                                                               \
-  do {                                                                                     \
-    if (!(cond))                                                                           \
-      ::flamingo::fail(::flamingo::ErrorCode::kInternal, __FILE__, ":", __LINE__,          \
-                       ": internal check failed: " #cond);                                 \
+#define FLAMINGO_CHECK(cond)                                                      \
+  do {                                                                            \
+    if (!(cond))                                                                  \
+      ::flamingo::fail(::flamingo::ErrorCode::kInternal, __FILE__, ":", __LINE__, \
+                       ": internal check failed: " #cond);                        \
   } while (0)
 
 }  // namespace flamingo

@@ -43,7 +43,8 @@ std::vector<Golden> load_goldens() {
     ++n;
     if (line.empty()) continue;
     auto cols = split(line, '\t');
-    if (cols.size() < 4) ADD_FAILURE() << "goldens.tsv line " << n << ": " << cols.size() << " columns";
+    if (cols.size() < 4)
+      ADD_FAILURE() << "goldens.tsv line " << n << ": " << cols.size() << " columns";
     if (cols.size() < 4) continue;
     Golden g{cols[0], split(cols[1], ','), {}, cols[3], n};
     for (const auto& id : split(cols[2], ' '))
@@ -65,7 +66,8 @@ TEST(DemoModel, GreedyOutputsEqualPyTorch) {
   opt.max_new_tokens = 64;
   for (const Golden& g : goldens) {
     std::vector<Media> media;
-    for (const auto& name : g.images) media.push_back(Image::from_file((demo_dir() / "examples" / name).string()));
+    for (const auto& name : g.images)
+      media.push_back(Image::from_file((demo_dir() / "examples" / name).string()));
     GenerateResult r = session.generate(Prompt(g.prompt, media), opt);
     std::vector<int32_t> ids;
     for (const auto& t : r.tokens) ids.push_back(t.id);
@@ -74,8 +76,9 @@ TEST(DemoModel, GreedyOutputsEqualPyTorch) {
       ASSERT_FALSE(ids.empty()) << "line " << g.line;
       ids.pop_back();
     }
-    EXPECT_EQ(ids, g.ids) << "goldens.tsv line " << g.line << ": " << g.prompt << " on " << g.images.front()
-                          << "...\n  engine:  " << r.text << "\n  PyTorch: " << g.text;
+    EXPECT_EQ(ids, g.ids) << "goldens.tsv line " << g.line << ": " << g.prompt << " on "
+                          << g.images.front() << "...\n  engine:  " << r.text
+                          << "\n  PyTorch: " << g.text;
   }
 }
 

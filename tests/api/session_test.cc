@@ -20,7 +20,8 @@ fs::path fixture_dir() { return testing::test_data_dir() / "parity" / "openflami
 
 Image test_image(uint8_t seed) {
   std::vector<uint8_t> rgb(40 * 30 * 3);
-  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>((i * 37 + seed * 101) % 251);
+  for (size_t i = 0; i < rgb.size(); ++i)
+    rgb[i] = static_cast<uint8_t>((i * 37 + seed * 101) % 251);
   return Image::from_rgb(40, 30, rgb.data());
 }
 
@@ -55,7 +56,8 @@ TEST(Model, MissingDirectoryIsAnIoError) {
 TEST(Model, MissingTokenizerIsReported) {
   testing::TempDir tmp;
   for (const auto& e : fs::directory_iterator(fixture_dir()))
-    if (e.path().filename() != "tokenizer.model" && e.is_regular_file()) fs::copy_file(e.path(), tmp.path() / e.path().filename());
+    if (e.path().filename() != "tokenizer.model" && e.is_regular_file())
+      fs::copy_file(e.path(), tmp.path() / e.path().filename());
   try {
     Model::load(tmp.path().string());
     FAIL() << "expected an error";
@@ -76,7 +78,8 @@ TEST(Session, GreedyIsDeterministicAndIndependentOfThreads) {
   EXPECT_EQ(a.text, b.text);
   for (size_t i = 0; i < a.tokens.size(); ++i) {
     EXPECT_EQ(a.tokens[i].id, b.tokens[i].id);
-    EXPECT_EQ(a.tokens[i].logprob, b.tokens[i].logprob) << "logprobs must be bitwise equal across thread counts";
+    EXPECT_EQ(a.tokens[i].logprob, b.tokens[i].logprob)
+        << "logprobs must be bitwise equal across thread counts";
     EXPECT_EQ(a.tokens[i].id, c.tokens[i].id);
   }
   EXPECT_EQ(a.stop_reason, StopReason::kMaxTokens);
@@ -171,7 +174,8 @@ TEST(Session, ScoreMatchesTheLogprobsOfGeneration) {
   // The greedy continuation, scored, has the same log-likelihood as generation reported.
   const std::vector<ScoreResult> scores = s.score(p, {r.text, r.text + " zzz"});
   ASSERT_EQ(scores.size(), 2u);
-  if (scores[0].tokens == static_cast<int>(r.tokens.size())) EXPECT_NEAR(scores[0].logprob, sum, 1e-3);
+  if (scores[0].tokens == static_cast<int>(r.tokens.size()))
+    EXPECT_NEAR(scores[0].logprob, sum, 1e-3);
   EXPECT_GT(scores[0].logprob, scores[1].logprob);
   EXPECT_THROW(s.score(p, {}), Error);
 }
@@ -198,14 +202,16 @@ TEST(Session, EightSessionsShareOneModel) {
   std::vector<std::string> alone;
   for (int t = 0; t < 8; ++t) {
     Session s(model);
-    alone.push_back(s.generate(Prompt("<image>Output:", {test_image(static_cast<uint8_t>(10 + t))}), g).text);
+    alone.push_back(
+        s.generate(Prompt("<image>Output:", {test_image(static_cast<uint8_t>(10 + t))}), g).text);
   }
   std::vector<std::string> together(8);
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t)
     threads.emplace_back([&, t] {
       Session s(model);
-      together[static_cast<size_t>(t)] = s.generate(Prompt("<image>Output:", {test_image(static_cast<uint8_t>(10 + t))}), g).text;
+      together[static_cast<size_t>(t)] =
+          s.generate(Prompt("<image>Output:", {test_image(static_cast<uint8_t>(10 + t))}), g).text;
     });
   for (auto& th : threads) th.join();
   EXPECT_EQ(alone, together);

@@ -31,7 +31,8 @@ std::vector<std::string> fixture_names() {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return names;
   for (const auto& e : fs::directory_iterator(root))
-    if (fs::is_regular_file(e.path() / "reference" / "expected.safetensors")) names.push_back(e.path().filename().string());
+    if (fs::is_regular_file(e.path() / "reference" / "expected.safetensors"))
+      names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -43,17 +44,19 @@ struct Closeness {
   bool allclose = true;  // |got − want| ≤ atol·scale + rtol·|want| everywhere
 };
 
-Closeness compare(const float* got, const float* want, size_t n, double atol = 1e-5, double rtol = 1e-4);
+Closeness compare(const float* got, const float* want, size_t n, double atol = 1e-5,
+                  double rtol = 1e-4);
 
 // Prints the worst error relative to the tensor's scale, the figure the parity note quotes.
 void report(const std::string& what, const Closeness& c) {
-  std::printf("[ parity   ] %-28s max|diff| %.3g  scale %.3g  rel %.3g\n", what.c_str(), c.max_abs, c.scale,
-              c.scale > 0 ? c.max_abs / c.scale : c.max_abs);
+  std::printf("[ parity   ] %-28s max|diff| %.3g  scale %.3g  rel %.3g\n", what.c_str(), c.max_abs,
+              c.scale, c.scale > 0 ? c.max_abs / c.scale : c.max_abs);
 }
 
 Closeness compare(const float* got, const float* want, size_t n, double atol, double rtol) {
   Closeness c;
-  for (size_t i = 0; i < n; ++i) c.scale = std::max(c.scale, std::fabs(static_cast<double>(want[i])));
+  for (size_t i = 0; i < n; ++i)
+    c.scale = std::max(c.scale, std::fabs(static_cast<double>(want[i])));
   const double scale = c.scale > 0 ? c.scale : 1.0;
   for (size_t i = 0; i < n; ++i) {
     const double d = std::fabs(static_cast<double>(got[i]) - want[i]);
@@ -72,7 +75,8 @@ std::vector<float> floats_of(const io::SafetensorsFile& f, const std::string& na
 
 std::vector<int32_t> ids_of(const io::SafetensorsFile& f, const std::string& name) {
   const io::TensorView* t = f.find(name);
-  if (t == nullptr || t->dtype != io::DType::kI64) throw std::runtime_error("expected.safetensors lacks I64 " + name);
+  if (t == nullptr || t->dtype != io::DType::kI64)
+    throw std::runtime_error("expected.safetensors lacks I64 " + name);
   std::vector<int32_t> out(static_cast<size_t>(t->numel));
   for (int64_t i = 0; i < t->numel; ++i) {
     int64_t v;
@@ -86,7 +90,8 @@ class Parity : public ::testing::TestWithParam<std::tuple<std::string, kernels::
  protected:
   void SetUp() override {
     const kernels::Isa isa = std::get<1>(GetParam());
-    if (isa == kernels::Isa::kAvx2 && !kernels::cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
+    if (isa == kernels::Isa::kAvx2 && !kernels::cpu_has_avx2())
+      GTEST_SKIP() << "no AVX2 on this CPU";
     saved_ = kernels::active_isa();
     kernels::set_isa(isa);
   }
@@ -101,7 +106,8 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
   io::check_weights(config, weights);
   model::SafetensorsWeightSource source(weights);
   const model::FlamingoModel net(config, source);
-  const io::SafetensorsFile expected = io::SafetensorsFile::open(dir / "reference" / "expected.safetensors");
+  const io::SafetensorsFile expected =
+      io::SafetensorsFile::open(dir / "reference" / "expected.safetensors");
   ThreadPool pool(2, /*min_parallel_ns=*/0);
 
   // Vision encoder, per frame, fed the reference's preprocessed pixels.
@@ -120,16 +126,19 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
       const std::vector<float> got = net.encode_frame(pixels.data() + f * per_in, pool);
       ASSERT_EQ(static_cast<int64_t>(got.size()), per_out);
       const Closeness c = compare(got.data(), want_vision.data() + f * per_out, got.size());
-      EXPECT_TRUE(c.allclose) << "vision." << i << " frame " << f << ": max |diff| " << c.max_abs << " at scale " << c.scale;
+      EXPECT_TRUE(c.allclose) << "vision." << i << " frame " << f << ": max |diff| " << c.max_abs
+                              << " at scale " << c.scale;
       report(std::get<0>(GetParam()) + " vision." + si + "." + std::to_string(f), c);
-      want_frames.emplace_back(want_vision.begin() + f * per_out, want_vision.begin() + (f + 1) * per_out);
+      want_frames.emplace_back(want_vision.begin() + f * per_out,
+                               want_vision.begin() + (f + 1) * per_out);
     }
     // Resampler, fed the reference's vision features so errors do not compound.
     const std::vector<float> got_r = net.resample(want_frames, i, pool);
     const std::vector<float> want_r = floats_of(expected, "resampler." + si);
     ASSERT_EQ(got_r.size(), want_r.size());
     const Closeness c = compare(got_r.data(), want_r.data(), got_r.size());
-    EXPECT_TRUE(c.allclose) << "resampler." << i << ": max |diff| " << c.max_abs << " at scale " << c.scale;
+    EXPECT_TRUE(c.allclose) << "resampler." << i << ": max |diff| " << c.max_abs << " at scale "
+                            << c.scale;
     report(std::get<0>(GetParam()) + " resampler." + si, c);
     media.push_back(net.visual_kv(want_r, pool));
   }
@@ -137,7 +146,8 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
 
   // The prompt through the gated blocks and the LM.
   const std::vector<int32_t> ids = ids_of(expected, "prompt_ids");
-  generate::MediaTracker tracker(static_cast<int32_t>(config.tokens.image), static_cast<int32_t>(config.tokens.eos),
+  generate::MediaTracker tracker(static_cast<int32_t>(config.tokens.image),
+                                 static_cast<int32_t>(config.tokens.eos),
                                  config.xattn.reset_at_eos);
   std::vector<const model::MediaKV*> media_of;
   for (int32_t id : ids) {
@@ -145,19 +155,22 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
     ASSERT_LE(m, static_cast<int32_t>(media.size()));
     media_of.push_back(m > 0 ? &media[static_cast<size_t>(m - 1)] : nullptr);
   }
-  const int64_t n = static_cast<int64_t>(ids.size()), d = config.lm.dim, vocab = config.lm.vocab_size;
+  const int64_t n = static_cast<int64_t>(ids.size()), d = config.lm.dim,
+                vocab = config.lm.vocab_size;
   model::KvCache cache;
   net.reserve_cache(cache, n + 40);
   std::vector<float> h(static_cast<size_t>(n * d));
   int blocks_seen = 0;
-  net.forward(ids.data(), n, media_of.data(), cache, h.data(), pool, [&](int b, const float* hb, int64_t rows, int64_t dim) {
-    const std::vector<float> want = floats_of(expected, "xattn." + std::to_string(b));
-    ASSERT_EQ(static_cast<int64_t>(want.size()), rows * dim);
-    const Closeness c = compare(hb, want.data(), want.size());
-    EXPECT_TRUE(c.allclose) << "xattn." << b << ": max |diff| " << c.max_abs << " at scale " << c.scale;
-    report(std::get<0>(GetParam()) + " xattn." + std::to_string(b), c);
-    ++blocks_seen;
-  });
+  net.forward(ids.data(), n, media_of.data(), cache, h.data(), pool,
+              [&](int b, const float* hb, int64_t rows, int64_t dim) {
+                const std::vector<float> want = floats_of(expected, "xattn." + std::to_string(b));
+                ASSERT_EQ(static_cast<int64_t>(want.size()), rows * dim);
+                const Closeness c = compare(hb, want.data(), want.size());
+                EXPECT_TRUE(c.allclose)
+                    << "xattn." << b << ": max |diff| " << c.max_abs << " at scale " << c.scale;
+                report(std::get<0>(GetParam()) + " xattn." + std::to_string(b), c);
+                ++blocks_seen;
+              });
   EXPECT_EQ(blocks_seen, net.num_blocks());
   std::vector<float> logits(static_cast<size_t>(n * vocab));
   net.logits(h.data(), n, logits.data(), pool);
@@ -173,7 +186,8 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
   std::vector<int32_t> got_ids;
   for (size_t step = 0; step < want_ids.size(); ++step) {
     last[static_cast<size_t>(config.tokens.image)] = -INFINITY;
-    const int32_t id = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
+    const int32_t id =
+        static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
     got_ids.push_back(id);
     if (step + 1 == want_ids.size()) break;
     const int32_t m = tracker.advance(id);
@@ -186,17 +200,20 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
 }
 
 std::string param_name(const ::testing::TestParamInfo<Parity::ParamType>& info) {
-  return std::get<0>(info.param) + (std::get<1>(info.param) == kernels::Isa::kAvx2 ? "_avx2" : "_scalar");
+  return std::get<0>(info.param) +
+         (std::get<1>(info.param) == kernels::Isa::kAvx2 ? "_avx2" : "_scalar");
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity,
                          ::testing::Combine(::testing::ValuesIn(fixture_names()),
-                                            ::testing::Values(kernels::Isa::kScalar, kernels::Isa::kAvx2)),
+                                            ::testing::Values(kernels::Isa::kScalar,
+                                                              kernels::Isa::kAvx2)),
                          param_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Parity);
 
 TEST(ParityFixtures, AtLeastFourConfigurationsAreCommitted) {
-  EXPECT_GE(fixture_names().size(), 4u) << "tests/data/parity should hold the openflamingo, idefics, paper and video fixtures";
+  EXPECT_GE(fixture_names().size(), 4u)
+      << "tests/data/parity should hold the openflamingo, idefics, paper and video fixtures";
 }
 
 }  // namespace

@@ -50,7 +50,8 @@ class RandomWeights : public model::WeightSource {
     auto it = store_.find(name);
     if (it == store_.end()) {
       const uint64_t seed = std::hash<std::string>{}(name);
-      std::vector<float> t = testing::random_floats(static_cast<size_t>(numel), seed, -scale, scale);
+      std::vector<float> t =
+          testing::random_floats(static_cast<size_t>(numel), seed, -scale, scale);
       it = store_.emplace(name, std::move(t)).first;
     }
     return it->second;
@@ -112,7 +113,8 @@ struct Harness {
 
   model::MediaKV media_from_seed(uint64_t seed) {
     const int64_t s = config.vision.image_size;
-    const std::vector<float> pixels = testing::random_floats(static_cast<size_t>(s * s * 3), seed, -2.f, 2.f);
+    const std::vector<float> pixels =
+        testing::random_floats(static_cast<size_t>(s * s * 3), seed, -2.f, 2.f);
     const std::vector<float> features = net.encode_frame(pixels.data(), pool);
     return net.visual_kv(net.resample({features}, 0, pool), pool);
   }
@@ -134,15 +136,19 @@ struct Harness {
     std::vector<float> h(static_cast<size_t>(n * d));
     Run r;
     net.forward(ids.data(), n, media_of.data(), cache, h.data(), pool,
-                [&](int b, const float* hb, int64_t rows, int64_t dim) { r.blocks[b].assign(hb, hb + rows * dim); });
+                [&](int b, const float* hb, int64_t rows, int64_t dim) {
+                  r.blocks[b].assign(hb, hb + rows * dim);
+                });
     r.logits.resize(static_cast<size_t>(n * config.lm.vocab_size));
     net.logits(h.data(), n, r.logits.data(), pool);
     return r;
   }
 };
 
-bool rows_equal(const std::vector<float>& a, const std::vector<float>& b, int64_t row, int64_t dim) {
-  return std::memcmp(a.data() + row * dim, b.data() + row * dim, static_cast<size_t>(dim) * sizeof(float)) == 0;
+bool rows_equal(const std::vector<float>& a, const std::vector<float>& b, int64_t row,
+                int64_t dim) {
+  return std::memcmp(a.data() + row * dim, b.data() + row * dim,
+                     static_cast<size_t>(dim) * sizeof(float)) == 0;
 }
 
 const std::vector<int32_t> kPrompt = {1, 5, 6, kImg, 7, 8, kEoc, kImg, 9, 10, 11};
@@ -164,14 +170,16 @@ TEST(FlamingoStructure, ZeroGatesGiveThePlainLanguageModelBitForBit) {
     std::vector<float> plain(static_cast<size_t>(n * hz.config.lm.vocab_size));
     lm.logits(h.data(), n, plain.data(), hz.pool);
     ASSERT_EQ(plain.size(), with_blocks.logits.size());
-    EXPECT_EQ(0, std::memcmp(plain.data(), with_blocks.logits.data(), plain.size() * sizeof(float)));
+    EXPECT_EQ(0,
+              std::memcmp(plain.data(), with_blocks.logits.data(), plain.size() * sizeof(float)));
   }
 }
 
 TEST(FlamingoStructure, ATokenSeesOnlyTheLatestMediaItem) {
   for (auto placement : {io::XattnPlacement::kOpenFlamingo, io::XattnPlacement::kIdefics}) {
     Harness hz(placement, /*zero_gates=*/false);
-    const model::MediaKV a = hz.media_from_seed(1), a2 = hz.media_from_seed(3), b = hz.media_from_seed(2);
+    const model::MediaKV a = hz.media_from_seed(1), a2 = hz.media_from_seed(3),
+                         b = hz.media_from_seed(2);
     const Harness::Run r1 = hz.run(kPrompt, {a, b});
     const Harness::Run r2 = hz.run(kPrompt, {a2, b});
     const int64_t d = hz.config.lm.dim;
@@ -190,12 +198,15 @@ TEST(FlamingoStructure, TextBeforeTheFirstImageIgnoresTheImages) {
   const Harness::Run r1 = hz.run(kPrompt, {hz.media_from_seed(1), hz.media_from_seed(2)});
   const Harness::Run r2 = hz.run(kPrompt, {hz.media_from_seed(4), hz.media_from_seed(5)});
   const int64_t v = hz.config.lm.vocab_size;
-  for (int64_t row = 0; row < 3; ++row) EXPECT_TRUE(rows_equal(r1.logits, r2.logits, row, v)) << "row " << row;
-  // ... while the dense half still changed them: with gates on, the first block is not the identity.
+  for (int64_t row = 0; row < 3; ++row)
+    EXPECT_TRUE(rows_equal(r1.logits, r2.logits, row, v)) << "row " << row;
+  // ... while the dense half still changed them: with gates on, the first block is not the
+  // identity.
   Harness plain(io::XattnPlacement::kOpenFlamingo, /*zero_gates=*/true);
   const Harness::Run r0 = plain.run(kPrompt, {plain.media_from_seed(1), plain.media_from_seed(2)});
   EXPECT_FALSE(rows_equal(r0.logits, r1.logits, 0, v));
-  for (int64_t row = 3; row < 11; ++row) EXPECT_FALSE(rows_equal(r1.logits, r2.logits, row, v)) << "row " << row;
+  for (int64_t row = 3; row < 11; ++row)
+    EXPECT_FALSE(rows_equal(r1.logits, r2.logits, row, v)) << "row " << row;
 }
 
 TEST(FlamingoStructure, CachedDecodingEqualsFullRecomputation) {

@@ -105,7 +105,8 @@ T parse_number(const std::string& flag, const std::string& text) {
     r = std::from_chars(text.data(), end, value);
   }
   if (text.empty() || r.ec != std::errc() || r.ptr != end)
-    throw UsageError{flag + ": '" + text + "' is not a valid " + (std::is_floating_point_v<T> ? "number" : "integer")};
+    throw UsageError{flag + ": '" + text + "' is not a valid " +
+                     (std::is_floating_point_v<T> ? "number" : "integer")};
   return value;
 }
 
@@ -146,8 +147,8 @@ std::optional<Options> parse_args(int argc, char** argv) {
       return std::nullopt;
     } else if (a == "--version") {
       const flamingo::BuildInfo b = flamingo::build_info();
-      std::printf("flamingo-caption %s (commit %s, %s, kernels %s)\n", b.version.c_str(), b.git_commit.c_str(),
-                  b.compiler.c_str(), b.kernel_path.c_str());
+      std::printf("flamingo-caption %s (commit %s, %s, kernels %s)\n", b.version.c_str(),
+                  b.git_commit.c_str(), b.compiler.c_str(), b.kernel_path.c_str());
       return std::nullopt;
     } else if (a == "-m" || a == "--model") {
       o.model_dir = value();
@@ -203,14 +204,16 @@ std::string find_model_dir(const Options& o) {
   if (!o.model_dir.empty()) return o.model_dir;
   if (const char* env = std::getenv("FLAMINGO_MODEL"); env != nullptr && *env != '\0') return env;
   const fs::path exe = executable_dir();
-  const std::vector<fs::path> candidates = {exe / "models/demo", exe / "../share/flamingo/models/demo",
-                                            fs::path(FLAMINGO_SOURCE_MODEL_DIR), fs::path(FLAMINGO_INSTALLED_MODEL_DIR)};
+  const std::vector<fs::path> candidates = {
+      exe / "models/demo", exe / "../share/flamingo/models/demo",
+      fs::path(FLAMINGO_SOURCE_MODEL_DIR), fs::path(FLAMINGO_INSTALLED_MODEL_DIR)};
   std::error_code ec;
   for (const fs::path& c : candidates)
     if (fs::is_regular_file(c / "config.json", ec)) return c.lexically_normal().string();
-  throw flamingo::Error(flamingo::ErrorCode::kIo,
-                        "no model found: pass -m DIR or set FLAMINGO_MODEL (looked next to the binary, in " +
-                            std::string(FLAMINGO_SOURCE_MODEL_DIR) + " and " + FLAMINGO_INSTALLED_MODEL_DIR + ")");
+  throw flamingo::Error(
+      flamingo::ErrorCode::kIo,
+      "no model found: pass -m DIR or set FLAMINGO_MODEL (looked next to the binary, in " +
+          std::string(FLAMINGO_SOURCE_MODEL_DIR) + " and " + FLAMINGO_INSTALLED_MODEL_DIR + ")");
 }
 
 nlohmann::json timings_json(const flamingo::Timings& t, double load_ms) {
@@ -233,8 +236,9 @@ void print_timings(const flamingo::Timings& t, double load_ms) {
   std::fprintf(stderr,
                "timings: load %.1f ms | preprocess %.1f ms | vision %.1f ms | resampler %.1f ms | "
                "prefill %d tok %.1f ms (%.1f tok/s) | decode %d tok %.1f ms (%.1f tok/s)\n",
-               load_ms, t.image_preprocess_ms, t.vision_ms, t.resampler_ms, t.prefill_tokens, t.prefill_ms,
-               rate(t.prefill_tokens, t.prefill_ms), t.decode_tokens, t.decode_ms, rate(t.decode_tokens, t.decode_ms));
+               load_ms, t.image_preprocess_ms, t.vision_ms, t.resampler_ms, t.prefill_tokens,
+               t.prefill_ms, rate(t.prefill_tokens, t.prefill_ms), t.decode_tokens, t.decode_ms,
+               rate(t.decode_tokens, t.decode_ms));
 }
 
 std::string json_dump(const nlohmann::json& j) {
@@ -258,9 +262,12 @@ int run(const Options& o) {
   }
   if (o.verbose) {
     const flamingo::ModelInfo& i = model->info();
-    std::fprintf(stderr, "model: %s, %lld parameters (%s), image %d px, %d visual tokens, LM %d layers x %d, %d gated blocks, kernels %s\n",
-                 i.directory.c_str(), static_cast<long long>(i.parameters), i.weight_dtype.c_str(), i.image_size,
-                 i.visual_tokens, i.lm_layers, i.lm_dim, i.gated_blocks, flamingo::build_info().kernel_path.c_str());
+    std::fprintf(stderr,
+                 "model: %s, %lld parameters (%s), image %d px, %d visual tokens, LM %d layers x "
+                 "%d, %d gated blocks, kernels %s\n",
+                 i.directory.c_str(), static_cast<long long>(i.parameters), i.weight_dtype.c_str(),
+                 i.image_size, i.visual_tokens, i.lm_layers, i.lm_dim, i.gated_blocks,
+                 flamingo::build_info().kernel_path.c_str());
   }
 
   std::vector<flamingo::Image> images;
@@ -277,7 +284,8 @@ int run(const Options& o) {
     std::vector<flamingo::Media> media(images.begin(), images.end());
     requests.emplace_back(*o.prompt, std::move(media));
   } else {
-    for (const flamingo::Image& img : images) requests.emplace_back(model->info().default_prompt, std::vector<flamingo::Media>{img});
+    for (const flamingo::Image& img : images)
+      requests.emplace_back(model->info().default_prompt, std::vector<flamingo::Media>{img});
   }
 
   flamingo::GenerateOptions g;
@@ -296,10 +304,14 @@ int run(const Options& o) {
     try {
       if (!o.scores.empty()) {
         std::vector<flamingo::ScoreResult> s = session.score(requests[r], o.scores);
-        std::stable_sort(s.begin(), s.end(), [](const auto& a, const auto& b) { return a.logprob > b.logprob; });
+        std::stable_sort(s.begin(), s.end(),
+                         [](const auto& a, const auto& b) { return a.logprob > b.logprob; });
         if (o.json) {
-          nlohmann::json j = {{"scores", nlohmann::json::array()}, {"timings", timings_json(session.timings(), model->load_ms())}};
-          for (const auto& x : s) j["scores"].push_back({{"text", x.continuation}, {"logprob", x.logprob}, {"tokens", x.tokens}});
+          nlohmann::json j = {{"scores", nlohmann::json::array()},
+                              {"timings", timings_json(session.timings(), model->load_ms())}};
+          for (const auto& x : s)
+            j["scores"].push_back(
+                {{"text", x.continuation}, {"logprob", x.logprob}, {"tokens", x.tokens}});
           std::puts(json_dump(j).c_str());
         } else {
           for (const auto& x : s) std::printf("%.4f\t%s\n", x.logprob, x.continuation.c_str());
@@ -315,7 +327,8 @@ int run(const Options& o) {
                             {"seed", o.seed},
                             {"timings", timings_json(res.timings, model->load_ms())}};
         if (!o.prompt) j["image"] = o.images[r];
-        for (const auto& t : res.tokens) j["tokens"].push_back({{"id", t.id}, {"piece", t.piece}, {"logprob", t.logprob}});
+        for (const auto& t : res.tokens)
+          j["tokens"].push_back({{"id", t.id}, {"piece", t.piece}, {"logprob", t.logprob}});
         std::puts(json_dump(j).c_str());
       } else {
         std::puts(res.text.c_str());
