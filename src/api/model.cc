@@ -72,10 +72,13 @@ std::shared_ptr<const Model> Model::load(const std::string& directory,
   tc.add_bos = impl->config.tokens.add_bos;
   impl->tokenizer =
       std::make_unique<text::Tokenizer>(text::Tokenizer::from_file(dir / "tokenizer.model", tc));
+  // The pool exists before the network so that packing the weights, most of the load time,
+  // uses its threads.
+  impl->pool = std::make_unique<ThreadPool>(options.threads);
   model::SafetensorsWeightSource source(*impl->weights);
+  source.set_pack_pool(impl->pool.get());
   impl->net = std::make_unique<model::FlamingoModel>(impl->config, source);
   impl->preprocess = preprocess_params(impl->config);
-  impl->pool = std::make_unique<ThreadPool>(options.threads);
 
   ModelInfo& i = impl->info;
   const io::ModelConfig& c = impl->config;

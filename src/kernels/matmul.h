@@ -63,11 +63,14 @@ class PackedMatrix {
  private:
   explicit PackedMatrix(std::unique_ptr<Impl> impl);
   friend PackedMatrix pack_matrix(const WeightView& w);
+  friend PackedMatrix pack_matrix(const WeightView& w, ThreadPool& pool);
   std::unique_ptr<Impl> impl_;
 };
 
 // Validates the view (positive dims, k % 32 == 0 for quantised types) and packs it.
 PackedMatrix pack_matrix(const WeightView& w);
+// The same result, with groups of panels packed on the pool's threads (model loading).
+PackedMatrix pack_matrix(const WeightView& w, ThreadPool& pool);
 
 struct MatmulEpilogue {
   const float* bias = nullptr;  // [N], added to every row

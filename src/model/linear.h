@@ -16,7 +16,7 @@ struct Linear {
   Linear() = default;
   explicit Linear(kernels::PackedMatrix packed) : w(std::move(packed)) {}
   Linear(WeightSource& src, const std::string& name, int64_t out, int64_t in)
-      : w(kernels::pack_matrix(src.matrix(name, out, in))) {}
+      : w(src.packed(name, out, in)) {}
 
   int64_t in() const { return w.k(); }
   int64_t out() const { return w.n(); }

@@ -128,9 +128,9 @@ NfnetEncoder::NfnetEncoder(const io::VisionConfig& spec, WeightSource& w)
           load_conv(w, pre + "conv2b", blk.out_h, blk.out_w, blk.mid_c, blk.mid_c, 3, 1, groups);
       blk.conv3 = load_conv(w, pre + "conv3", blk.out_h, blk.out_w, blk.mid_c, blk.out_c, 1, 1, 1);
       const int64_t se_c = nfnet_make_divisible(static_cast<double>(blk.out_c) * spec.se_ratio);
-      blk.se_fc1 = kernels::pack_matrix(w.matrix(pre + "attn_last.fc1.weight", se_c, blk.out_c));
+      blk.se_fc1 = w.packed(pre + "attn_last.fc1.weight", se_c, blk.out_c);
       blk.se_b1 = w.floats(pre + "attn_last.fc1.bias", se_c);
-      blk.se_fc2 = kernels::pack_matrix(w.matrix(pre + "attn_last.fc2.weight", blk.out_c, se_c));
+      blk.se_fc2 = w.packed(pre + "attn_last.fc2.weight", blk.out_c, se_c);
       blk.se_b2 = w.floats(pre + "attn_last.fc2.bias", blk.out_c);
       blk.skip_gain = w.floats(pre + "skipinit_gain", 1)[0];
       blocks_.push_back(std::move(blk));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "util/thread_pool.h"
 
 namespace flamingo::model {
 
@@ -21,6 +22,16 @@ class WeightSource {
   // A small tensor converted to fp32; its element count must be `numel`.
   virtual std::vector<float> floats(const std::string& name, int64_t numel) = 0;
   virtual bool has(const std::string& name) const = 0;
+  // Packs the matrix `name` for the kernels, on the source's thread pool when it has one.
+  kernels::PackedMatrix packed(const std::string& name, int64_t n, int64_t k) {
+    const kernels::WeightView v = matrix(name, n, k);
+    return pack_pool_ ? kernels::pack_matrix(v, *pack_pool_) : kernels::pack_matrix(v);
+  }
+  // Threads used to pack weights while the model is built (not owned; may be null).
+  void set_pack_pool(ThreadPool* pool) { pack_pool_ = pool; }
+
+ private:
+  ThreadPool* pack_pool_ = nullptr;
 };
 
 }  // namespace flamingo::model

@@ -16,6 +16,7 @@
 
 #include "flamingo/error.h"
 #include "kernels/cpu.h"
+#include "kernels/matmul_packed.h"
 #include "support/matmul_reference.h"
 #include "support/test_util.h"
 #include "util/thread_pool.h"
@@ -331,6 +332,23 @@ TEST(MatmulPacking, SizesAndMoves) {
   EXPECT_EQ(weight_bytes(WeightType::kBF16, 3, 64), 3u * 64 * 2);
   EXPECT_EQ(weight_bytes(WeightType::kQ8_0, 3, 64), 3u * 2 * 34);
   EXPECT_EQ(weight_bytes(WeightType::kQ4_0, 3, 64), 3u * 2 * 18);
+}
+
+// Packing on a pool (model loading) writes exactly the bytes of the one-thread packing,
+// padding rows and alignment tails included: 1000 rows = 63 panels (the last one partial) in
+// 8 tasks.
+TEST(MatmulPacking, PoolPackingIsByteIdentical) {
+  ThreadPool pool(3, /*min_parallel_ns=*/0);
+  for (WeightType t : kAllTypes) {
+    for (int64_t k : {64, 96}) {
+      const TestWeights w = make_weights(t, 1000, k, 11);
+      const PackedMatrix one = pack_matrix(w.view());
+      const PackedMatrix many = pack_matrix(w.view(), pool);
+      ASSERT_EQ(one.bytes(), many.bytes());
+      EXPECT_EQ(std::memcmp(one.impl().data.get(), many.impl().data.get(), one.bytes()), 0)
+          << weight_type_name(t) << " k=" << k;
+    }
+  }
 }
 
 }  // namespace
