@@ -15,6 +15,8 @@ namespace flamingo::text {
 namespace {
 
 constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // "▁", sentencepiece's space
+// ASCII, digits, punctuation and multi-byte characters: what any prompt may contain.
+constexpr std::string_view kProbeText = "a Large red circle, 42 x 7. caf\xC3\xA9 \xE2\x82\xAC";
 
 int byte_of_piece(std::string_view p) {
   // Validated to be "<0xHH>" with upper-case hex by check_sentencepiece_model.
@@ -26,6 +28,7 @@ int byte_of_piece(std::string_view p) {
 
 struct Tokenizer::Impl {
   sentencepiece::SentencePieceProcessor sp;
+  std::string name;  // labels errors that only show once text is encoded
   std::unordered_map<int32_t, std::string> special_by_id;
   // Special strings grouped by first byte, longest first, for the leftmost-longest split.
   std::array<std::vector<std::pair<std::string, int32_t>>, 256> by_first_byte;
@@ -83,6 +86,7 @@ Tokenizer Tokenizer::from_bytes(std::string bytes, std::string_view name,
     fail(ErrorCode::kInvalidConfig, "config tokens.add_bos is set but there is no bos id");
 
   auto impl = std::make_unique<Impl>();
+  impl->name = std::string(name);
   sentencepiece::util::Status status;
   try {
     status = impl->sp.LoadFromSerializedProto(bytes);
@@ -96,6 +100,16 @@ Tokenizer Tokenizer::from_bytes(std::string bytes, std::string_view name,
   if (impl->sp.GetPieceSize() != info.piece_count)
     fail(ErrorCode::kInternal, name, ": sentencepiece reports ", impl->sp.GetPieceSize(),
          " pieces, the validator counted ", info.piece_count);
+  // Some well-formed models still cannot segment text (a unigram model whose pieces and unknown
+  // piece leave characters unconsumed, found by fuzzing): sentencepiece then fails every Encode.
+  // Probing once here turns that into a load error instead of a failure on the first prompt.
+  {
+    std::vector<int> probe;
+    const auto probe_status = impl->sp.Encode(kProbeText, &probe);
+    if (!probe_status.ok())
+      fail(ErrorCode::kCorruptFile, name,
+           ": sentencepiece cannot segment text with this model: ", probe_status.ToString());
+  }
 
   for (const auto& [text, id] : config.special) {
     impl->special_by_id.emplace(id, text);
@@ -146,13 +160,13 @@ void Tokenizer::encode_plain(std::string_view segment, size_t offset,
   std::vector<int> ids;
   const auto status = impl_->sp.Encode(segment, &ids);
   if (!status.ok())
-    fail(ErrorCode::kInternal, "sentencepiece failed to encode text at byte ", offset, ": ",
-         status.ToString());
+    fail(ErrorCode::kCorruptFile, impl_->name, ": sentencepiece cannot segment the text at byte ",
+         offset, " with this model: ", status.ToString());
   out->reserve(out->size() + ids.size());
   for (const int id : ids) {
     if (id < 0 || id >= info_.piece_count)
-      fail(ErrorCode::kInternal, "sentencepiece returned id ", id, " outside its ",
-           info_.piece_count, " pieces");
+      fail(ErrorCode::kCorruptFile, impl_->name, ": sentencepiece returned id ", id,
+           " outside the model's ", info_.piece_count, " pieces");
     out->push_back(id);
   }
 }

@@ -363,6 +363,21 @@ TEST(Tokenizer, CommittedModelDirectoriesLoad) {
   if (loaded == 0) GTEST_SKIP() << "no model directories under tests/data/parity";
 }
 
+// Found by tokenizer_fuzzer: an 861-byte model that passes the validator and sentencepiece's
+// loader, yet every Encode fails ("all normalized characters are not consumed"). It used to
+// surface as kInternal on the first prompt; it is a broken file, refused at load.
+TEST(Tokenizer, ModelThatCannotSegmentTextIsRefusedAtLoad) {
+  const std::string bytes = read_file(tok_dir() / "crafted" / "unsegmentable.model");
+  const SentencepieceModelInfo info = check_sentencepiece_model(bytes, "unsegmentable.model");
+  TokenizerConfig c;
+  c.vocab_size = info.piece_count;
+  std::string msg;
+  EXPECT_EQ(code_of([&] { Tokenizer::from_bytes(bytes, "unsegmentable.model", c); }, &msg),
+            ErrorCode::kCorruptFile);
+  EXPECT_NE(msg.find("unsegmentable.model"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cannot segment"), std::string::npos) << msg;
+}
+
 TEST(Tokenizer, DenormalizerModelsAreUnsupported) {
   namespace spm = flamingo::testing::spm;
   TokenizerConfig c;
