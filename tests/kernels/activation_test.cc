@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/isa_test_util.h"
+#include "support/isa_scope.h"
 #include "support/test_util.h"
 #include "util/check.h"
 

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/isa_test_util.h"
+#include "support/isa_scope.h"
 #include "support/test_util.h"
 #include "util/check.h"
 #include "util/thread_pool.h"

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "kernels/isa_test_util.h"
+#include "support/isa_scope.h"
 #include "support/test_util.h"
 #include "util/check.h"
 

@@ -17,6 +17,7 @@
 #include "kernels/cpu.h"
 #include "model/flamingo_model.h"
 #include "model/safetensors_weight_source.h"
+#include "support/parity_fixture.h"
 #include "support/test_util.h"
 
 namespace flamingo {
@@ -49,21 +50,9 @@ Trace run(const model::FlamingoModel& net, const io::ModelConfig& config,
     trace.tensors.push_back(tokens);
     media.push_back(net.visual_kv(tokens, pool));
   }
-  const io::TensorView& ids_t = *expected.find("prompt_ids");
-  std::vector<int32_t> ids(static_cast<size_t>(ids_t.numel));
-  for (size_t i = 0; i < ids.size(); ++i) {
-    int64_t v;
-    std::memcpy(&v, ids_t.data + i * 8, 8);
-    ids[i] = static_cast<int32_t>(v);
-  }
-  generate::MediaTracker tracker(static_cast<int32_t>(config.tokens.image),
-                                 static_cast<int32_t>(config.tokens.eos),
-                                 config.xattn.reset_at_eos);
-  std::vector<const model::MediaKV*> media_of;
-  for (int32_t id : ids) {
-    const int32_t m = tracker.advance(id);
-    media_of.push_back(m > 0 ? &media[static_cast<size_t>(m - 1)] : nullptr);
-  }
+  const std::vector<int32_t> ids = testing::ids_of(expected, "prompt_ids");
+  generate::MediaTracker tracker = testing::media_tracker(config);
+  const std::vector<const model::MediaKV*> media_of = testing::media_per_token(tracker, ids, media);
   const int64_t n = static_cast<int64_t>(ids.size()), d = config.lm.dim,
                 vocab = config.lm.vocab_size;
   model::KvCache cache;
@@ -92,28 +81,13 @@ bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-class Determinism : public ::testing::TestWithParam<std::tuple<std::string, kernels::Isa>> {
- protected:
-  void SetUp() override {
-    const kernels::Isa isa = std::get<1>(GetParam());
-    if (isa == kernels::Isa::kAvx2 && !kernels::cpu_has_avx2())
-      GTEST_SKIP() << "no AVX2 on this CPU";
-    saved_ = kernels::active_isa();
-    kernels::set_isa(isa);
-  }
-  void TearDown() override { kernels::set_isa(saved_); }
-  kernels::Isa saved_ = kernels::Isa::kScalar;
-};
+using Determinism = testing::FixtureIsaTest;
 
 TEST_P(Determinism, LogitsAreBitwiseIdenticalForAnyThreadCountAndAcrossRuns) {
-  const fs::path dir = testing::test_data_dir() / "parity" / std::get<0>(GetParam());
-  const io::ModelConfig config = io::load_config(dir / "config.json");
-  const io::ModelWeights weights = io::ModelWeights::open_directory(dir);
-  io::check_weights(config, weights);
-  model::SafetensorsWeightSource source(weights);
-  const model::FlamingoModel net(config, source);
-  const io::SafetensorsFile expected =
-      io::SafetensorsFile::open(dir / "reference" / "expected.safetensors");
+  const testing::FixtureModel fixture(testing::parity_fixture_dir(fixture_name()));
+  const io::ModelConfig& config = fixture.config;
+  const model::FlamingoModel& net = *fixture.net;
+  const io::SafetensorsFile& expected = fixture.expected;
 
   const Trace one = run(net, config, expected, 1);
   ASSERT_GT(one.tensors.size(), 7u);
@@ -126,7 +100,7 @@ TEST_P(Determinism, LogitsAreBitwiseIdenticalForAnyThreadCountAndAcrossRuns) {
   }
   // A second model built from the same files computes the same bits (no state kept across
   // models, no uninitialised memory read).
-  model::SafetensorsWeightSource source2(weights);
+  model::SafetensorsWeightSource source2(fixture.weights);
   const model::FlamingoModel net2(config, source2);
   const Trace again = run(net2, config, expected, 2);
   for (size_t i = 0; i < one.tensors.size(); ++i)
@@ -134,16 +108,11 @@ TEST_P(Determinism, LogitsAreBitwiseIdenticalForAnyThreadCountAndAcrossRuns) {
         << "output " << i << " differs on a second model";
 }
 
-std::string param_name(const ::testing::TestParamInfo<Determinism::ParamType>& info) {
-  return std::get<0>(info.param) +
-         (std::get<1>(info.param) == kernels::Isa::kAvx2 ? "_avx2" : "_scalar");
-}
-
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, Determinism,
     ::testing::Combine(::testing::Values("openflamingo", "idefics", "paper", "video"),
                        ::testing::Values(kernels::Isa::kScalar, kernels::Isa::kAvx2)),
-    param_name);
+    testing::fixture_isa_name);
 
 }  // namespace
 }  // namespace flamingo

@@ -18,24 +18,13 @@
 #include "kernels/cpu.h"
 #include "model/flamingo_model.h"
 #include "model/safetensors_weight_source.h"
+#include "support/parity_fixture.h"
 #include "support/test_util.h"
 
 namespace flamingo {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  const fs::path root = testing::test_data_dir() / "parity";
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) return names;
-  for (const auto& e : fs::directory_iterator(root))
-    if (fs::is_regular_file(e.path() / "reference" / "expected.safetensors"))
-      names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 // Worst error of `got` against `want`, relative to the reference tensor's scale (max |want|):
 // the figure the parity note reports per stage.
@@ -67,47 +56,15 @@ Closeness compare(const float* got, const float* want, size_t n, double atol, do
   return c;
 }
 
-std::vector<float> floats_of(const io::SafetensorsFile& f, const std::string& name) {
-  const io::TensorView* t = f.find(name);
-  if (t == nullptr) throw std::runtime_error("expected.safetensors lacks " + name);
-  return io::read_f32(*t, false);
-}
-
-std::vector<int32_t> ids_of(const io::SafetensorsFile& f, const std::string& name) {
-  const io::TensorView* t = f.find(name);
-  if (t == nullptr || t->dtype != io::DType::kI64)
-    throw std::runtime_error("expected.safetensors lacks I64 " + name);
-  std::vector<int32_t> out(static_cast<size_t>(t->numel));
-  for (int64_t i = 0; i < t->numel; ++i) {
-    int64_t v;
-    std::memcpy(&v, t->data + i * 8, 8);
-    out[static_cast<size_t>(i)] = static_cast<int32_t>(v);
-  }
-  return out;
-}
-
-class Parity : public ::testing::TestWithParam<std::tuple<std::string, kernels::Isa>> {
- protected:
-  void SetUp() override {
-    const kernels::Isa isa = std::get<1>(GetParam());
-    if (isa == kernels::Isa::kAvx2 && !kernels::cpu_has_avx2())
-      GTEST_SKIP() << "no AVX2 on this CPU";
-    saved_ = kernels::active_isa();
-    kernels::set_isa(isa);
-  }
-  void TearDown() override { kernels::set_isa(saved_); }
-  kernels::Isa saved_ = kernels::Isa::kScalar;
-};
+using Parity = testing::FixtureIsaTest;
+using testing::floats_of;
+using testing::ids_of;
 
 TEST_P(Parity, EveryStageMatchesTheReference) {
-  const fs::path dir = testing::test_data_dir() / "parity" / std::get<0>(GetParam());
-  const io::ModelConfig config = io::load_config(dir / "config.json");
-  const io::ModelWeights weights = io::ModelWeights::open_directory(dir);
-  io::check_weights(config, weights);
-  model::SafetensorsWeightSource source(weights);
-  const model::FlamingoModel net(config, source);
-  const io::SafetensorsFile expected =
-      io::SafetensorsFile::open(dir / "reference" / "expected.safetensors");
+  const testing::FixtureModel fixture(testing::parity_fixture_dir(fixture_name()));
+  const io::ModelConfig& config = fixture.config;
+  const model::FlamingoModel& net = *fixture.net;
+  const io::SafetensorsFile& expected = fixture.expected;
   ThreadPool pool(2, /*min_parallel_ns=*/0);
 
   // Vision encoder, per frame, fed the reference's preprocessed pixels.
@@ -128,7 +85,7 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
       const Closeness c = compare(got.data(), want_vision.data() + f * per_out, got.size());
       EXPECT_TRUE(c.allclose) << "vision." << i << " frame " << f << ": max |diff| " << c.max_abs
                               << " at scale " << c.scale;
-      report(std::get<0>(GetParam()) + " vision." + si + "." + std::to_string(f), c);
+      report(fixture_name() + " vision." + si + "." + std::to_string(f), c);
       want_frames.emplace_back(want_vision.begin() + f * per_out,
                                want_vision.begin() + (f + 1) * per_out);
     }
@@ -139,22 +96,15 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
     const Closeness c = compare(got_r.data(), want_r.data(), got_r.size());
     EXPECT_TRUE(c.allclose) << "resampler." << i << ": max |diff| " << c.max_abs << " at scale "
                             << c.scale;
-    report(std::get<0>(GetParam()) + " resampler." + si, c);
+    report(fixture_name() + " resampler." + si, c);
     media.push_back(net.visual_kv(want_r, pool));
   }
   ASSERT_FALSE(media.empty()) << "fixture has no media";
 
   // The prompt through the gated blocks and the LM.
   const std::vector<int32_t> ids = ids_of(expected, "prompt_ids");
-  generate::MediaTracker tracker(static_cast<int32_t>(config.tokens.image),
-                                 static_cast<int32_t>(config.tokens.eos),
-                                 config.xattn.reset_at_eos);
-  std::vector<const model::MediaKV*> media_of;
-  for (int32_t id : ids) {
-    const int32_t m = tracker.advance(id);
-    ASSERT_LE(m, static_cast<int32_t>(media.size()));
-    media_of.push_back(m > 0 ? &media[static_cast<size_t>(m - 1)] : nullptr);
-  }
+  generate::MediaTracker tracker = testing::media_tracker(config);
+  const std::vector<const model::MediaKV*> media_of = testing::media_per_token(tracker, ids, media);
   const int64_t n = static_cast<int64_t>(ids.size()), d = config.lm.dim,
                 vocab = config.lm.vocab_size;
   model::KvCache cache;
@@ -168,7 +118,7 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
                 const Closeness c = compare(hb, want.data(), want.size());
                 EXPECT_TRUE(c.allclose)
                     << "xattn." << b << ": max |diff| " << c.max_abs << " at scale " << c.scale;
-                report(std::get<0>(GetParam()) + " xattn." + std::to_string(b), c);
+                report(fixture_name() + " xattn." + std::to_string(b), c);
                 ++blocks_seen;
               });
   EXPECT_EQ(blocks_seen, net.num_blocks());
@@ -178,7 +128,7 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
   ASSERT_EQ(want_logits.size(), logits.size());
   const Closeness cl = compare(logits.data(), want_logits.data(), logits.size());
   EXPECT_TRUE(cl.allclose) << "logits: max |diff| " << cl.max_abs << " at scale " << cl.scale;
-  report(std::get<0>(GetParam()) + " logits", cl);
+  report(fixture_name() + " logits", cl);
 
   // Greedy decoding with the KV cache gives the reference's tokens (it recomputed everything).
   const std::vector<int32_t> want_ids = ids_of(expected, "greedy_ids");
@@ -199,20 +149,15 @@ TEST_P(Parity, EveryStageMatchesTheReference) {
   EXPECT_EQ(got_ids, want_ids);
 }
 
-std::string param_name(const ::testing::TestParamInfo<Parity::ParamType>& info) {
-  return std::get<0>(info.param) +
-         (std::get<1>(info.param) == kernels::Isa::kAvx2 ? "_avx2" : "_scalar");
-}
-
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity,
-                         ::testing::Combine(::testing::ValuesIn(fixture_names()),
+                         ::testing::Combine(::testing::ValuesIn(testing::parity_fixture_names()),
                                             ::testing::Values(kernels::Isa::kScalar,
                                                               kernels::Isa::kAvx2)),
-                         param_name);
+                         testing::fixture_isa_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Parity);
 
 TEST(ParityFixtures, AtLeastFourConfigurationsAreCommitted) {
-  EXPECT_GE(fixture_names().size(), 4u)
+  EXPECT_GE(testing::parity_fixture_names().size(), 4u)
       << "tests/data/parity should hold the openflamingo, idefics, paper and video fixtures";
 }
 

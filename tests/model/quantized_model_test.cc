@@ -18,6 +18,7 @@
 #include "kernels/matmul.h"
 #include "model/flamingo_model.h"
 #include "model/safetensors_weight_source.h"
+#include "support/parity_fixture.h"
 #include "support/test_util.h"
 
 namespace flamingo {
@@ -25,28 +26,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<float> floats_of(const io::SafetensorsFile& f, const std::string& name) {
-  const io::TensorView* t = f.find(name);
-  if (t == nullptr) throw std::runtime_error("expected.safetensors lacks " + name);
-  return io::read_f32(*t, false);
-}
+using testing::floats_of;
+using testing::ids_of;
 
-std::vector<int32_t> ids_of(const io::SafetensorsFile& f, const std::string& name) {
-  const io::TensorView* t = f.find(name);
-  if (t == nullptr || t->dtype != io::DType::kI64)
-    throw std::runtime_error("expected.safetensors lacks I64 " + name);
-  std::vector<int32_t> out(static_cast<size_t>(t->numel));
-  for (int64_t i = 0; i < t->numel; ++i) {
-    int64_t v;
-    std::memcpy(&v, t->data + i * 8, 8);
-    out[static_cast<size_t>(i)] = static_cast<int32_t>(v);
-  }
-  return out;
-}
-
-fs::path fixture(const std::string& qtype) {
-  return testing::test_data_dir() / "parity" / ("quant_" + qtype);
-}
+fs::path fixture(const std::string& qtype) { return testing::parity_fixture_dir("quant_" + qtype); }
 
 class QuantizedFixture : public ::testing::TestWithParam<std::string> {};
 
@@ -102,14 +85,11 @@ TEST_P(QuantizedFixture, ConverterAndEngineQuantiseAndDequantiseIdentically) {
 // q4_0: NMSE 2.2e-2, KL 1.0e-2 — rows of 64 are two blocks, so q4 is coarse here).
 TEST_P(QuantizedFixture, LogitsStayCloseToTheF32Model) {
   const fs::path dir = fixture(GetParam());
-  const io::ModelConfig config = io::load_config(dir / "config.json");
+  const testing::FixtureModel fixture(dir);
+  const io::ModelConfig& config = fixture.config;
   ASSERT_TRUE(config.vision.ws_folded);
-  const io::ModelWeights weights = io::ModelWeights::open_directory(dir);
-  io::check_weights(config, weights);
-  model::SafetensorsWeightSource source(weights);
-  const model::FlamingoModel net(config, source);
-  const io::SafetensorsFile expected =
-      io::SafetensorsFile::open(dir / "reference" / "expected.safetensors");
+  const model::FlamingoModel& net = *fixture.net;
+  const io::SafetensorsFile& expected = fixture.expected;
   ThreadPool pool(2);
 
   std::vector<model::MediaKV> media;
@@ -120,14 +100,8 @@ TEST_P(QuantizedFixture, LogitsStayCloseToTheF32Model) {
   }
   ASSERT_FALSE(media.empty());
   const std::vector<int32_t> ids = ids_of(expected, "prompt_ids");
-  generate::MediaTracker tracker(static_cast<int32_t>(config.tokens.image),
-                                 static_cast<int32_t>(config.tokens.eos),
-                                 config.xattn.reset_at_eos);
-  std::vector<const model::MediaKV*> media_of;
-  for (int32_t id : ids) {
-    const int32_t m = tracker.advance(id);
-    media_of.push_back(m > 0 ? &media[static_cast<size_t>(m - 1)] : nullptr);
-  }
+  generate::MediaTracker tracker = testing::media_tracker(config);
+  const std::vector<const model::MediaKV*> media_of = testing::media_per_token(tracker, ids, media);
   const int64_t n = static_cast<int64_t>(ids.size()), d = config.lm.dim,
                 vocab = config.lm.vocab_size;
   model::KvCache cache;
