@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "random_inputs.h"
 #include "util/thread_pool.h"
 
 namespace {
@@ -33,15 +34,7 @@ const std::vector<Shape> kShapes = {
     {"resampler", 64, 128, 8, 8, 64, false},  // latents → visual tokens + latents
 };
 
-std::vector<float> random_vector(size_t n, uint32_t seed) {
-  std::vector<float> v(n);
-  uint32_t s = seed * 2654435761u + 1;
-  for (auto& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = static_cast<float>(s >> 8) * (2.f / 16777216.f) - 1.f;
-  }
-  return v;
-}
+using flamingo::bench::random_vector;
 
 void BM_Attention(benchmark::State& state, Shape s) {
   const int threads = static_cast<int>(state.range(0));

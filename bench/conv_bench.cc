@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/conv.h"
+#include "random_inputs.h"
 #include "util/thread_pool.h"
 
 namespace {
@@ -54,15 +55,7 @@ const std::vector<Layer> kLayers = {
     {8, 8, 1536, 3072, 1, 1, 1, 1},   // final_conv
 };
 
-std::vector<float> random_vector(size_t n, uint32_t seed) {
-  std::vector<float> v(n);
-  uint32_t s = seed * 2654435761u + 1;
-  for (auto& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = static_cast<float>(s >> 8) * (2.f / 16777216.f) - 1.f;
-  }
-  return v;
-}
+using flamingo::bench::random_vector;
 
 struct Data {
   std::vector<float> in, weight, bias, out, col;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "random_inputs.h"
 #include "util/thread_pool.h"
 
 #ifdef _OPENMP
@@ -31,15 +32,7 @@ namespace {
 using flamingo::kernels::WeightType;
 namespace fk = flamingo::kernels;
 
-std::vector<float> random_vector(size_t n, uint32_t seed) {
-  std::vector<float> v(n);
-  uint32_t s = seed * 2654435761u + 1;
-  for (auto& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = static_cast<float>(s >> 8) * (2.f / 16777216.f) - 1.f;
-  }
-  return v;
-}
+using flamingo::bench::random_vector;
 
 // fp32 weights of one (K, N) shape, generated once.
 const std::vector<float>& weights_f32(int64_t k, int64_t n) {
