@@ -4,7 +4,8 @@
 // encoded media and their cached cross-attention keys/values, the RNG. A Session is used by
 // one thread at a time; create one Session per thread to serve requests concurrently from a
 // shared Model. Each generate() or score() call starts from an empty context; media encoded
-// by earlier calls of the same Session are reused when the same Image objects come again.
+// by earlier calls of the same Session are reused when the same Image objects come again (the
+// 64 most recently used media items are kept).
 #pragma once
 
 #include <cstdint>

@@ -48,7 +48,12 @@ struct Session::Impl {
   std::shared_ptr<const Model> model_ptr;
   const Model::Impl& m;
   Timings timings;
-  std::map<MediaKey, std::shared_ptr<const MediaEntry>> media_cache;
+  struct CachedMedia {
+    std::shared_ptr<const MediaEntry> entry;
+    uint64_t last_used;  // use_clock at the last lookup that hit or inserted it
+  };
+  std::map<MediaKey, CachedMedia> media_cache;
+  uint64_t use_clock = 0;
   model::KvCache cache;
 
   explicit Impl(std::shared_ptr<const Model> model)
@@ -64,7 +69,8 @@ struct Session::Impl {
     for (const Image& f : media.frames) key.first.push_back(f.impl().get());
     if (auto it = media_cache.find(key); it != media_cache.end()) {
       ++timings.media_reused;
-      return it->second;
+      it->second.last_used = ++use_clock;
+      return it->second.entry;
     }
     auto entry = std::make_shared<MediaEntry>();
     std::vector<std::vector<float>> features;
@@ -83,8 +89,13 @@ struct Session::Impl {
     timings.resampler_ms += ms_since(t0);
     ++timings.media_encoded;
     timings.visual_kv_computed += m.net->num_blocks();
-    if (media_cache.size() >= kMaxCachedMedia) media_cache.clear();
-    media_cache.emplace(std::move(key), entry);
+    // Least recently used out: a session cycling through a few images among many new ones
+    // (few-shot prompts with fixed examples) keeps the ones it keeps using.
+    if (media_cache.size() >= kMaxCachedMedia)
+      media_cache.erase(std::min_element(
+          media_cache.begin(), media_cache.end(),
+          [](const auto& a, const auto& b) { return a.second.last_used < b.second.last_used; }));
+    media_cache.emplace(std::move(key), CachedMedia{entry, ++use_clock});
     return entry;
   }
 
@@ -306,9 +317,13 @@ GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits
     }
     std::stable_sort(cands.begin(), cands.end(),
                      [](const Cand& a, const Cand& b) { return a.total > b.total; });
-    std::vector<Beam> next;
+    // The surviving candidates first, so that each parent knows how many children it has: the
+    // last child takes the parent's cache by move and only the others copy it, into the
+    // buffers of beams that died (copying just the filled positions).
+    std::vector<const Cand*> kept;
+    std::vector<int> children(beams.size(), 0);
     for (const Cand& c : cands) {
-      if (static_cast<int>(next.size()) == beams_n) break;
+      if (static_cast<int>(kept.size()) == beams_n) break;
       const Beam& parent = beams[c.beam];
       const bool stop =
           (o.stop_at_endofchunk && c.id == eoc_id) || (o.stop_at_eos && c.id == eos_id);
@@ -321,14 +336,31 @@ GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits
         finished.push_back(std::move(f));
         continue;
       }
+      kept.push_back(&c);
+      ++children[c.beam];
+    }
+    std::vector<model::KvCache> spare;
+    for (size_t b = 0; b < beams.size(); ++b)
+      if (children[b] == 0) spare.push_back(std::move(beams[b].cache));
+    std::vector<Beam> next;
+    for (const Cand* c : kept) {
+      Beam& parent = beams[c->beam];
       Beam nb;
       nb.tokens = parent.tokens;
-      nb.tokens.push_back(c.id);
+      nb.tokens.push_back(c->id);
       nb.token_logprobs = parent.token_logprobs;
-      nb.token_logprobs.push_back(c.lp);
-      nb.logprob = c.total;
-      nb.cache = parent.cache;
+      nb.token_logprobs.push_back(c->lp);
+      nb.logprob = c->total;
       nb.tracker = parent.tracker;
+      if (--children[c->beam] == 0) {
+        nb.cache = std::move(parent.cache);
+      } else {
+        if (!spare.empty()) {
+          nb.cache = std::move(spare.back());
+          spare.pop_back();
+        }
+        nb.cache.assign_prefix(parent.cache);
+      }
       next.push_back(std::move(nb));
     }
     if (static_cast<int>(finished.size()) >= beams_n) break;

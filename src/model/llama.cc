@@ -1,5 +1,6 @@
 #include "model/llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <string>
@@ -20,6 +21,26 @@ void KvCache::reserve(int64_t positions, int layers, int64_t row) {
     v[static_cast<size_t>(l)].resize(static_cast<size_t>(positions * row));
   }
   reserved = positions;
+}
+
+void KvCache::assign_prefix(const KvCache& other) {
+  const size_t layers = other.k.size();
+  const int64_t row = other.reserved > 0 && layers > 0
+                          ? static_cast<int64_t>(other.k[0].size()) / other.reserved
+                          : 0;
+  if (k.size() != layers || reserved != other.reserved ||
+      (layers > 0 && k[0].size() != other.k[0].size())) {
+    k.assign(layers, {});
+    v.assign(layers, {});
+    reserved = 0;
+    reserve(other.reserved, static_cast<int>(layers), row);
+  }
+  const auto filled = static_cast<ptrdiff_t>(other.length * row);
+  for (size_t l = 0; l < layers; ++l) {
+    std::copy(other.k[l].begin(), other.k[l].begin() + filled, k[l].begin());
+    std::copy(other.v[l].begin(), other.v[l].begin() + filled, v[l].begin());
+  }
+  length = other.length;
 }
 
 Llama::Llama(const io::LmConfig& spec, WeightSource& w)

@@ -19,6 +19,9 @@ struct KvCache {
   int64_t reserved = 0;  // positions allocated per layer
   std::vector<std::vector<float>> k, v;
   void reserve(int64_t positions, int layers, int64_t row);
+  // Becomes a copy of `other` for its first other.length positions (what beam search needs),
+  // reusing this cache's buffers when they are already large enough.
+  void assign_prefix(const KvCache& other);
 };
 
 class Llama {

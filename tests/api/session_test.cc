@@ -145,6 +145,29 @@ TEST(Session, MediaAreEncodedOnceAndReused) {
   EXPECT_EQ(s.timings().visual_kv_computed, 0) << "decode must not recompute visual K/V";
 }
 
+// The cache keeps the most recently used media: an image reused in every call survives any
+// number of new images passing through (the cache holds 64).
+TEST(Session, MediaCacheEvictsTheLeastRecentlyUsed) {
+  Session s(load());
+  const Image shared = test_image(7);
+  GenerateOptions g;
+  g.max_new_tokens = 1;
+  std::vector<Image> fresh;
+  for (int i = 0; i < 80; ++i) {
+    fresh.push_back(test_image(static_cast<uint8_t>(100 + i)));
+    s.generate(Prompt("<image>a<image>b", {shared, fresh.back()}), g);
+    if (i == 0) continue;
+    ASSERT_EQ(s.timings().media_reused, 1) << "call " << i;
+    ASSERT_EQ(s.timings().media_encoded, 1) << "call " << i;
+  }
+  // The first new image was evicted long ago; the last one was not.
+  s.generate(Prompt("<image>a<image>b", {shared, fresh.front()}), g);
+  EXPECT_EQ(s.timings().media_encoded, 1);
+  s.generate(Prompt("<image>a<image>b", {shared, fresh.back()}), g);
+  EXPECT_EQ(s.timings().media_encoded, 0);
+  EXPECT_EQ(s.timings().media_reused, 2);
+}
+
 TEST(Session, OneBeamEqualsGreedy) {
   Session s(load());
   const Prompt p("<image>Output:", {test_image(6)});
