@@ -22,6 +22,7 @@
 #include "kernels/matmul.h"
 #include "random_inputs.h"
 #include "util/thread_pool.h"
+#include "weight_inputs.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -42,41 +43,9 @@ const std::vector<float>& weights_f32(int64_t k, int64_t n) {
   return w;
 }
 
+// Packed from the same values as weights_f32(k, n).
 fk::PackedMatrix pack(WeightType type, int64_t k, int64_t n) {
-  const std::vector<float>& w = weights_f32(k, n);
-  const size_t count = w.size();
-  std::vector<uint8_t> data;
-  std::vector<uint16_t> scales;
-  fk::WeightView view{type, nullptr, nullptr, n, k};
-  switch (type) {
-    case WeightType::kF32:
-      view.data = w.data();
-      break;
-    case WeightType::kF16:
-    case WeightType::kBF16: {
-      data.resize(count * 2);
-      auto* h = reinterpret_cast<uint16_t*>(data.data());
-      for (size_t i = 0; i < count; ++i)
-        h[i] = type == WeightType::kF16 ? fk::fp32_to_fp16(w[i]) : fk::fp32_to_bf16(w[i]);
-      view.data = data.data();
-      break;
-    }
-    case WeightType::kQ8_0:
-    case WeightType::kQ4_0:
-      scales.resize(count / 32);
-      data.resize(type == WeightType::kQ8_0 ? count : count / 2);
-      for (int64_t r = 0; r < n; ++r) {
-        if (type == WeightType::kQ8_0)
-          fk::quantize_row_q8_0(&w[r * k], k, reinterpret_cast<int8_t*>(data.data()) + r * k,
-                                &scales[r * k / 32]);
-        else
-          fk::quantize_row_q4_0(&w[r * k], k, data.data() + r * k / 2, &scales[r * k / 32]);
-      }
-      view.data = data.data();
-      view.scales = scales.data();
-      break;
-  }
-  return fk::pack_matrix(view);
+  return fk::pack_matrix(flamingo::bench::make_source_weights(type, k, n).view);
 }
 
 constexpr size_t kEvictBytes = size_t{128} << 20;  // 4× the 32 MiB L3 of the benchmark machine

@@ -77,56 +77,90 @@ void validate(const WeightView& w) {
 
 namespace {
 
+// d[i·16 + r] = rows[r][i] for i < count: one panel's K-major interleave, a cache line of
+// every source row at a time, so the stores stay within 1 KiB of L1. (Row at a time over the
+// whole row, each store went to another line of a panel larger than L1; element at a time
+// across the 16 rows, whose starts are a multiple of 4 KiB apart, the reads thrash one L1
+// set. Either made packing, i.e. loading, several times slower than copying the bytes.)
+template <int kRows, typename T>
+void interleave_rows(const T* const* rows, int n_rows, int64_t count, T* d) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  const int nr = kRows > 0 ? kRows : n_rows;
+  for (int64_t i0 = 0; i0 < count; i0 += kLine) {
+    const int64_t i1 = std::min(count, i0 + kLine);
+    for (int r = 0; r < nr; ++r) {
+      const T* src = rows[r];
+      for (int64_t i = i0; i < i1; ++i) d[i * kPanelRows + r] = src[i];
+    }
+  }
+}
+
+template <typename T>
+void interleave(const T* const* rows, int n_rows, int64_t count, T* d) {
+  if (n_rows == kPanelRows)
+    interleave_rows<kPanelRows>(rows, n_rows, count, d);
+  else
+    interleave_rows<0>(rows, n_rows, count, d);
+}
+
+// A panel of a Q8_0/Q4_0 matrix: per block of 32 k, the rows' fp16 scales, then their codes
+// (kCodeBytes per row: 32 int8, or 16 bytes of two 4-bit codes) interleaved byte-wise. A
+// block is at most 544 bytes, so row at a time is fine here, and the constant code length
+// lets the compiler unroll it.
+template <int kCodeBytes, size_t kBlockBytes>
+void pack_q_panel(const uint8_t* const* rows, int nr, const uint16_t* scales, int64_t nb,
+                  uint8_t* dst) {
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* blk = dst + static_cast<size_t>(b) * kBlockBytes;
+    for (int r = 0; r < nr; ++r) {
+      std::memcpy(blk + 2 * r, &scales[r * nb + b], 2);
+      const uint8_t* src = rows[r] + b * kCodeBytes;
+      for (int i = 0; i < kCodeBytes; ++i) blk[32 + i * kPanelRows + r] = src[i];
+    }
+  }
+}
+
 // Panels [p0, p1) of w into impl, each written completely (padding included), so panels can be
 // packed by different threads.
 void pack_panels(const WeightView& w, PackedMatrix::Impl& impl, int64_t p0, int64_t p1) {
   const int64_t n = w.n, k = w.k, nb = k / kQBlock;
   const size_t raw = detail::panel_bytes(static_cast<detail::PanelType>(w.type), w.k);
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  // Bytes of one source row in w.data (quantised scales are a separate array).
+  const size_t row_bytes = static_cast<size_t>(w.type == WeightType::kF32    ? k * 4
+                                               : w.type == WeightType::kQ8_0 ? k
+                                               : w.type == WeightType::kQ4_0 ? k / 2
+                                                                             : k * 2);
+  const uint8_t* rows[kPanelRows];
   for (int64_t p = p0; p < p1; ++p) {
     uint8_t* dst = impl.data.get() + static_cast<size_t>(p) * impl.panel_stride;
-    const int rows = static_cast<int>(std::min<int64_t>(kPanelRows, n - p * kPanelRows));
+    const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, n - p * kPanelRows));
     // Rows past n in the last panel and the alignment tail of every panel read as zero.
-    if (rows < kPanelRows) {
+    if (nr < kPanelRows) {
       std::memset(dst, 0, impl.panel_stride);
     } else {
       std::memset(dst + raw, 0, impl.panel_stride - raw);
     }
-    for (int r = 0; r < rows; ++r) {
-      const int64_t row = p * kPanelRows + r;
-      switch (w.type) {
-        case WeightType::kF32: {
-          const float* src = static_cast<const float*>(w.data) + row * k;
-          float* d = reinterpret_cast<float*>(dst);
-          for (int64_t i = 0; i < k; ++i) d[i * kPanelRows + r] = src[i];
-          break;
-        }
-        case WeightType::kF16:
-        case WeightType::kBF16: {
-          const uint16_t* src = static_cast<const uint16_t*>(w.data) + row * k;
-          uint16_t* d = reinterpret_cast<uint16_t*>(dst);
-          for (int64_t i = 0; i < k; ++i) d[i * kPanelRows + r] = src[i];
-          break;
-        }
-        case WeightType::kQ8_0: {
-          const int8_t* src = static_cast<const int8_t*>(w.data) + row * k;
-          for (int64_t b = 0; b < nb; ++b) {
-            uint8_t* blk = dst + b * detail::kQ8BlockBytes;
-            std::memcpy(blk + 2 * r, &w.scales[row * nb + b], 2);
-            for (int i = 0; i < kQBlock; ++i)
-              blk[32 + i * kPanelRows + r] = static_cast<uint8_t>(src[b * kQBlock + i]);
-          }
-          break;
-        }
-        case WeightType::kQ4_0: {
-          const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * (k / 2);
-          for (int64_t b = 0; b < nb; ++b) {
-            uint8_t* blk = dst + b * detail::kQ4BlockBytes;
-            std::memcpy(blk + 2 * r, &w.scales[row * nb + b], 2);
-            for (int i = 0; i < kQBlock / 2; ++i) blk[32 + i * kPanelRows + r] = src[b * 16 + i];
-          }
-          break;
-        }
-      }
+    for (int r = 0; r < nr; ++r)
+      rows[r] = base + static_cast<size_t>(p * kPanelRows + r) * row_bytes;
+    switch (w.type) {
+      case WeightType::kF32:
+        interleave(reinterpret_cast<const float* const*>(rows), nr, k,
+                   reinterpret_cast<float*>(dst));
+        break;
+      case WeightType::kF16:
+      case WeightType::kBF16:
+        interleave(reinterpret_cast<const uint16_t* const*>(rows), nr, k,
+                   reinterpret_cast<uint16_t*>(dst));
+        break;
+      case WeightType::kQ8_0:
+        pack_q_panel<kQBlock, detail::kQ8BlockBytes>(rows, nr, w.scales + p * kPanelRows * nb, nb,
+                                                     dst);
+        break;
+      case WeightType::kQ4_0:
+        pack_q_panel<kQBlock / 2, detail::kQ4BlockBytes>(rows, nr, w.scales + p * kPanelRows * nb,
+                                                         nb, dst);
+        break;
     }
   }
 }
@@ -141,7 +175,7 @@ std::unique_ptr<PackedMatrix::Impl> allocate(const WeightView& w) {
   const size_t raw = detail::panel_bytes(static_cast<detail::PanelType>(w.type), w.k);
   impl->panel_stride = (raw + 63) / 64 * 64;
   impl->bytes = impl->panel_stride * static_cast<size_t>(impl->num_panels);
-  impl->data.reset(static_cast<uint8_t*>(std::aligned_alloc(64, impl->bytes)));
+  impl->data = allocate_large_buffer(impl->bytes);
   if (!impl->data)
     fail(ErrorCode::kResourceLimit, "pack_matrix: cannot allocate ", impl->bytes, " bytes");
   return impl;

@@ -2,17 +2,14 @@
 // (matmul.cc). Baseline-compiled files only.
 #pragma once
 
-#include <cstdlib>
-#include <memory>
+#include <cstddef>
+#include <cstdint>
 
 #include "kernels/matmul.h"
 #include "kernels/matmul_kernels.h"
+#include "util/large_buffer.h"
 
 namespace flamingo::kernels {
-
-struct FreeDeleter {
-  void operator()(uint8_t* p) const { std::free(p); }
-};
 
 struct PackedMatrix::Impl {
   WeightType type = WeightType::kF32;
@@ -20,7 +17,7 @@ struct PackedMatrix::Impl {
   int64_t num_panels = 0;
   size_t panel_stride = 0;  // bytes from one panel to the next (a multiple of 64)
   size_t bytes = 0;
-  std::unique_ptr<uint8_t[], FreeDeleter> data;  // 64-byte aligned
+  LargeBuffer data;  // 64-byte aligned
 
   const uint8_t* panel(int64_t p) const {
     return data.get() + static_cast<size_t>(p) * panel_stride;
