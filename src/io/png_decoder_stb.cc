@@ -143,6 +143,7 @@ struct PngLayout {
   bool has_trns = false;
   size_t plte_chunk = 0;  // offset of the PLTE chunk's length field, 0 if none
   uint32_t plte_entries = 0;
+  bool has_empty_idat = false;
 };
 
 bool is_chunk_letter(uint8_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
@@ -251,6 +252,7 @@ PngLayout walk_png(const uint8_t* bytes, size_t size, const std::string& name,
         fail(ErrorCode::kCorruptFile, name, ": corrupt PNG: palette image without PLTE");
       seen_idat = true;
       idat_total += length;
+      if (length == 0) png.has_empty_idat = true;
     } else if (tname == "IEND") {
       seen_iend = true;
     } else if (tname == "CgBI") {
@@ -290,6 +292,27 @@ std::vector<uint8_t> with_full_palette(const uint8_t* bytes, size_t size, const 
   return out;
 }
 
+// Debian's stb copies a zero-length IDAT that comes first with memcpy from a null buffer (UB
+// that UBSan reports; found by image_fuzzer). Such chunks carry no data and are legal, so they
+// are dropped before stb sees the file. Chunks were validated by walk_png; whatever follows IEND
+// is kept as it is.
+std::vector<uint8_t> without_empty_idats(const uint8_t* bytes, size_t size) {
+  std::vector<uint8_t> out(bytes, bytes + 8);
+  out.reserve(size);
+  size_t pos = 8;
+  while (pos + 12 <= size) {
+    const uint32_t length = read_be32(bytes + pos);
+    const size_t end = pos + 12 + length;
+    const bool iend = std::memcmp(bytes + pos + 4, "IEND", 4) == 0;
+    if (length != 0 || std::memcmp(bytes + pos + 4, "IDAT", 4) != 0)
+      out.insert(out.end(), bytes + pos, bytes + end);
+    pos = end;
+    if (iend) break;
+  }
+  out.insert(out.end(), bytes + pos, bytes + size);
+  return out;
+}
+
 struct BudgetScope {
   StbBudget budget;
   explicit BudgetScope(uint64_t limit) {
@@ -310,6 +333,11 @@ DecodedImage decode_png(const uint8_t* bytes, size_t size, const std::string& na
   std::vector<uint8_t> patched;
   if (png.color_type == 3 && png.plte_entries < (1u << png.bit_depth)) {
     patched = with_full_palette(bytes, size, png);
+    bytes = patched.data();
+    size = patched.size();
+  }
+  if (png.has_empty_idat) {
+    patched = without_empty_idats(bytes, size);
     bytes = patched.data();
     size = patched.size();
   }

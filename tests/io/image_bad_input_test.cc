@@ -356,6 +356,54 @@ TEST(ImageBadInput, PngUnsupportedChunks) {
   EXPECT_EQ(decode(ancillary, "anc.png").pixels, (std::vector<uint8_t>{0x10, 0x10, 0x10}));
 }
 
+// Zero-length IDAT chunks are legal and carry nothing; Debian's stb copied the first one from
+// a null pointer (UBSan, found by image_fuzzer with the 57-byte file below). They are dropped
+// before stb sees the file, so the pixels are those of the same image without them.
+TEST(ImageBadInput, PngEmptyIdatChunks) {
+  const Bytes raw("\x00\x10\x00\x80", 4);  // 1x2 grey, filter 0
+  const Bytes plain = image_test::make_png(1, 2, 8, 0, raw);
+  const std::vector<uint8_t> want = decode(plain, "plain.png").pixels;
+  const Bytes empty = image_test::png_chunk("IDAT", "");
+  const Bytes idat = image_test::png_chunk("IDAT", image_test::zlib_stored(raw));
+  const Bytes head = image_test::png_signature() + image_test::ihdr(1, 2, 8, 0);
+  const Bytes end = image_test::png_chunk("IEND", "");
+  EXPECT_EQ(decode(head + empty + idat + end, "first.png").pixels, want);
+  EXPECT_EQ(decode(head + empty + empty + idat + empty + end, "many.png").pixels, want);
+  // Split data around an empty chunk: IDAT contents concatenate.
+  const Bytes z = image_test::zlib_stored(raw);
+  EXPECT_EQ(decode(head + image_test::png_chunk("IDAT", z.substr(0, 5)) + empty +
+                       image_test::png_chunk("IDAT", z.substr(5)) + end,
+                   "split.png")
+                .pixels,
+            want);
+  // A palette image with a short PLTE (patched too) and an empty first IDAT.
+  const Bytes pal_raw("\x00\x00\x00\x01", 4);
+  const Bytes pal_head = image_test::png_signature() + image_test::ihdr(1, 2, 8, 3) +
+                         image_test::png_chunk("PLTE", Bytes("\x10\x20\x30\x40\x50\x60", 6));
+  const DecodedImage pal = decode(
+      pal_head + empty + image_test::png_chunk("IDAT", image_test::zlib_stored(pal_raw)) + end,
+      "pal.png");
+  EXPECT_EQ(pal.pixels, (std::vector<uint8_t>{0x10, 0x20, 0x30, 0x40, 0x50, 0x60}));
+  // Only empty IDATs: no image data at all.
+  expect_error([&] { decode(head + empty + end, "nodata.png"); }, ErrorCode::kCorruptFile,
+               "nodata.png");
+  // The fuzzer's file: an IHDR with a zeroed CRC, then an empty IDAT; with CRC checks off (as
+  // the fuzzer runs half its inputs) it reaches stb.
+  const Bytes found(
+      "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x05\x00\x00\x00\x01\x08\x04\x00\x00\x00"
+      "\x00\x00\x00\x00\x00\x00\x00\x00\x00IDATrhg\xcf\x00\x00\x00\x00IEND\xaeB`\x82",
+      57);
+  ImageLimits no_crc;
+  no_crc.check_png_crc = false;
+  for (const ImageLimits& limits : {ImageLimits{}, no_crc}) {
+    try {
+      decode(found, "fuzz.png", limits);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruptFile) << e.what();
+    }
+  }
+}
+
 TEST(ImageBadInput, PngBadHeaderFields) {
   const Bytes raw("\x00\x10", 2);
   expect_error([&] { decode(image_test::make_png(1, 1, 3, 2, raw), "depth.png"); },
