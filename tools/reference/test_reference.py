@@ -72,19 +72,29 @@ def test_vision_tap_matches_timm_forward_features():
     assert torch.equal(m3.encode_vision(x), captured["in"].flatten(2).transpose(1, 2))
 
 
-def test_fixtures_reload_exactly():
+def _assert_same_to_rounding(got, want, what):
+    # PyTorch picks its conv and GEMM code by CPU (oneDNN/MKL use AVX-512 where the machine has
+    # it), so the committed tensors, made on an AVX2 machine, are reproduced bitwise only there;
+    # elsewhere the last bit or two differ. A converter mapping error changes far more than that.
+    assert got.shape == want.shape, what
+    scale = float(want.abs().max()) or 1.0
+    err = float((got - want).abs().max())
+    assert err <= 1e-5 * scale, (what, err, scale)
+
+
+def test_fixtures_reload_to_rounding():
     """The converted directories reproduce every committed stage tensor (converter mapping)."""
     for name in FIXTURES:
         e = _expected(name)
         model = load_model_dir(os.path.join(PARITY, name))
         out = model(e["prompt_ids"], _pixels(e))
         for i, v in enumerate(out["vision"]):
-            assert torch.equal(v, e[f"vision.{i}"]), (name, i)
-            assert torch.equal(out["resampler"][i], e[f"resampler.{i}"]), (name, i)
+            _assert_same_to_rounding(v, e[f"vision.{i}"], (name, "vision", i))
+            _assert_same_to_rounding(out["resampler"][i], e[f"resampler.{i}"], (name, "resampler", i))
         assert len(out["xattn"]) == sum(1 for k in e if k.startswith("xattn."))
         for j, x in enumerate(out["xattn"]):
-            assert torch.equal(x, e[f"xattn.{j}"]), (name, j)
-        assert torch.equal(out["logits"], e["logits"]), name
+            _assert_same_to_rounding(x, e[f"xattn.{j}"], (name, "xattn", j))
+        _assert_same_to_rounding(out["logits"], e["logits"], (name, "logits"))
         assert torch.equal(model.greedy(e["prompt_ids"], _pixels(e), 32), e["greedy_ids"]), name
 
 
