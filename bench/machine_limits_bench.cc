@@ -1,6 +1,8 @@
 // The machine's measured limits, the yardsticks for the kernel benchmarks:
 //   PeakFma:  fp32 FMA throughput per thread (12 independent ymm FMA chains, no memory
-//             traffic), counter FLOP/s;
+//             traffic), counter FLOP/s: the ceiling of our AVX2 kernels;
+//   PeakFma512: the same with zmm registers, on machines with AVX-512 only: the machine's
+//             real ceiling, which our AVX2 kernels cannot reach (context for the reader);
 //   Triad:    STREAM triad a[i] = b[i] + s·c[i] on three 128 MiB double arrays (≫ the 32 MiB
 //             L3), counter bytes/s counted as STREAM does (24 bytes per element);
 //   ReadSum:  a read-only sweep of one 384 MiB array (what a GEMV does to its weights).
@@ -46,6 +48,33 @@ float fma_loop(int64_t iters) {
   return static_cast<float>(iters);
 }
 
+// The zmm twin of fma_loop. Plain assembly text, so the file needs no -mavx512f; it runs only
+// where the CPU and the OS (XCR0) support AVX-512.
+float fma_loop_512(int64_t iters) {
+  __asm__ volatile(
+      "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"
+      "vmovaps %%zmm0, %%zmm1\n\tvmovaps %%zmm0, %%zmm2\n\tvmovaps %%zmm0, %%zmm3\n\t"
+      "vmovaps %%zmm0, %%zmm4\n\tvmovaps %%zmm0, %%zmm5\n\tvmovaps %%zmm0, %%zmm6\n\t"
+      "vmovaps %%zmm0, %%zmm7\n\tvmovaps %%zmm0, %%zmm8\n\tvmovaps %%zmm0, %%zmm9\n\t"
+      "vmovaps %%zmm0, %%zmm10\n\tvmovaps %%zmm0, %%zmm11\n\t"
+      "vmovaps %%zmm0, %%zmm14\n\tvmovaps %%zmm0, %%zmm15\n\t"
+      "1:\n\t"
+      "vfmadd231ps %%zmm15, %%zmm14, %%zmm0\n\tvfmadd231ps %%zmm15, %%zmm14, %%zmm1\n\t"
+      "vfmadd231ps %%zmm15, %%zmm14, %%zmm2\n\tvfmadd231ps %%zmm15, %%zmm14, %%zmm3\n\t"
+      "vfmadd231ps %%zmm15, %%zmm14, %%zmm4\n\tvfmadd231ps %%zmm15, %%zmm14, %%zmm5\n\t"
+      "vfmadd231ps %%zmm15, %%zmm14, %%zmm6\n\tvfmadd231ps %%zmm15, %%zmm14, %%zmm7\n\t"
+      "vfmadd231ps %%zmm15, %%zmm14, %%zmm8\n\tvfmadd231ps %%zmm15, %%zmm14, %%zmm9\n\t"
+      "vfmadd231ps %%zmm15, %%zmm14, %%zmm10\n\tvfmadd231ps %%zmm15, %%zmm14, %%zmm11\n\t"
+      "dec %0\n\t"
+      "jnz 1b\n\t"
+      "vzeroupper\n\t"
+      : "+r"(iters)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+        "xmm11", "xmm14", "xmm15", "cc");
+  return static_cast<float>(iters);
+}
+
 void BM_PeakFma(benchmark::State& state) {
   if (!flamingo::kernels::cpu_has_avx2()) {
     state.SkipWithError("no AVX2/FMA");
@@ -66,6 +95,27 @@ void BM_PeakFma(benchmark::State& state) {
       benchmark::Counter(flops / threads, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_PeakFma)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_PeakFma512(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512f")) {
+    state.SkipWithError("no AVX-512");
+    return;
+  }
+  const int threads = static_cast<int>(state.range(0));
+  flamingo::ThreadPool pool(threads);
+  std::vector<float> sink(static_cast<size_t>(threads));
+  for (auto _ : state) {
+    pool.parallel_for(threads,
+                      [&](int64_t t) { sink[static_cast<size_t>(t)] = fma_loop_512(kFmaIters); });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  const double flops = 2.0 * 16 * 12 * static_cast<double>(kFmaIters) * threads;
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s_per_thread"] =
+      benchmark::Counter(flops / threads, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_PeakFma512)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 constexpr int64_t kTriadN = int64_t{1} << 24;  // doubles per array: 128 MiB
 constexpr int64_t kChunks = 256;

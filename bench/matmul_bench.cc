@@ -190,6 +190,9 @@ void register_all() {
 
 int main(int argc, char** argv) {
   register_all();
+  // OpenBLAS picks its kernels by CPU model; one it does not know falls back to an SSE3 core,
+  // so the table must say which kernels the baseline ran (OPENBLAS_CORETYPE overrides).
+  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

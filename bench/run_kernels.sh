@@ -22,6 +22,10 @@ for b in $benches; do targets+=("${b}_bench"); done
 cmake --build "$build" -j2 --target "${targets[@]}"
 mkdir -p "$out"
 rm -f "$out"/*.json
+# Debian's OpenBLAS 0.3.21 does not know CPUs newer than it (e.g. Emerald Rapids, family 6
+# model 207) and falls back to its SSE3 "Prescott" kernels, a baseline no user would keep. Unless
+# told otherwise, compare against its AVX2 kernels, the same ISA as ours.
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 run() {  # run <bench> <output name>
   local b=$1 name=$2 filter_var="FILTER_$1"
