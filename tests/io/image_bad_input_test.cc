@@ -387,12 +387,14 @@ TEST(ImageBadInput, PngEmptyIdatChunks) {
   // Only empty IDATs: no image data at all.
   expect_error([&] { decode(head + empty + end, "nodata.png"); }, ErrorCode::kCorruptFile,
                "nodata.png");
-  // The fuzzer's file: an IHDR with a zeroed CRC, then an empty IDAT; with CRC checks off (as
-  // the fuzzer runs half its inputs) it reaches stb.
+  // The shape of the fuzzer's file: an IHDR with a zeroed CRC, then an empty IDAT; with CRC
+  // checks off (as the fuzzer runs half its inputs) it reaches stb. (Written as "\xae" "B": in
+  // one literal "\xaeB" is a single out-of-range escape, which clang rejects.)
   const Bytes found(
       "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x05\x00\x00\x00\x01\x08\x04\x00\x00\x00"
-      "\x00\x00\x00\x00\x00\x00\x00\x00\x00IDATrhg\xcf\x00\x00\x00\x00IEND\xaeB`\x82",
-      57);
+      "\x00\x00\x00\x00\x00\x00\x00\x00\x00IDATrhg\xcf\x00\x00\x00\x00IEND\xae"
+      "B`\x82",
+      58);
   ImageLimits no_crc;
   no_crc.check_png_crc = false;
   for (const ImageLimits& limits : {ImageLimits{}, no_crc}) {
