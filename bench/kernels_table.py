@@ -78,8 +78,9 @@ def render_limits(results, limits, doc):
               "of our AVX2 kernels and the peak all percentages use. PeakFma512/N (only on "
               "machines with AVX-512): the same with zmm, the machine's real ceiling, which "
               "AVX2 code cannot reach. Triad/N: "
-              "STREAM triad on 3×128 MiB, 24 bytes per element. ReadSum/N: read-only sweep of "
-              "384 MiB. Percentages below use the larger of the two runs.", ""]
+              "STREAM triad on three arrays of together 4× the L3 (at least 384 MiB), 24 bytes per "
+              "element. ReadSum/N: read-only sweep of as many bytes. Percentages below use the "
+              "larger of the two runs.", ""]
     doc["machine_limits"] = {"before": before, "after": after, "used": {
         "peak_flops_per_thread": limits["peak_flops_per_thread"],
         "triad_bytes_per_s": limits["triad"], "read_bytes_per_s": limits["read"]}}

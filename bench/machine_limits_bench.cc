@@ -3,9 +3,11 @@
 //             traffic), counter FLOP/s: the ceiling of our AVX2 kernels;
 //   PeakFma512: the same with zmm registers, on machines with AVX-512 only: the machine's
 //             real ceiling, which our AVX2 kernels cannot reach (context for the reader);
-//   Triad:    STREAM triad a[i] = b[i] + s·c[i] on three 128 MiB double arrays (≫ the 32 MiB
-//             L3), counter bytes/s counted as STREAM does (24 bytes per element);
-//   ReadSum:  a read-only sweep of one 384 MiB array (what a GEMV does to its weights).
+//   Triad:    STREAM triad a[i] = b[i] + s·c[i] on three double arrays of together at least
+//             4× the L3 (dram_working_set.h), counter bytes/s counted as STREAM does (24 bytes
+//             per element);
+//   ReadSum:  a read-only sweep of one array of the same total size (what a GEMV does to its
+//             weights).
 // Each takes the thread count as its argument and splits the work into fixed chunks on a
 // flamingo::ThreadPool.
 #include <benchmark/benchmark.h>
@@ -14,6 +16,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "dram_working_set.h"
 #include "kernels/cpu.h"
 #include "util/thread_pool.h"
 
@@ -117,12 +120,21 @@ void BM_PeakFma512(benchmark::State& state) {
 }
 BENCHMARK(BM_PeakFma512)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-constexpr int64_t kTriadN = int64_t{1} << 24;  // doubles per array: 128 MiB
 constexpr int64_t kChunks = 256;
+
+// Doubles per triad array, a multiple of 4·kChunks.
+int64_t triad_n() {
+  static const int64_t n = [] {
+    const int64_t want = static_cast<int64_t>(flamingo::bench::dram_working_set_bytes() / 24);
+    const int64_t unit = 4 * kChunks;
+    return (want + unit - 1) / unit * unit;
+  }();
+  return n;
+}
 
 struct Arrays {
   std::vector<double> a, b, c;
-  Arrays() : a(kTriadN, 0.0), b(kTriadN, 1.0), c(kTriadN, 2.0) {}
+  Arrays() : a(triad_n(), 0.0), b(triad_n(), 1.0), c(triad_n(), 2.0) {}
 };
 Arrays& arrays() {
   static Arrays arr;
@@ -136,21 +148,22 @@ void BM_Triad(benchmark::State& state) {
   const double* b = arr.b.data();
   const double* c = arr.c.data();
   const double s = 3.0;
+  const int64_t n = triad_n();
   for (auto _ : state) {
     pool.parallel_for(kChunks, [&](int64_t t) {
-      const int64_t i0 = t * (kTriadN / kChunks), i1 = i0 + kTriadN / kChunks;
+      const int64_t i0 = t * (n / kChunks), i1 = i0 + n / kChunks;
       for (int64_t i = i0; i < i1; ++i) a[i] = b[i] + s * c[i];
     });
     benchmark::ClobberMemory();
   }
-  state.counters["bytes/s"] =
-      benchmark::Counter(24.0 * kTriadN, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes/s"] = benchmark::Counter(24.0 * static_cast<double>(n),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Triad)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_ReadSum(benchmark::State& state) {
   flamingo::ThreadPool pool(static_cast<int>(state.range(0)));
-  static std::vector<double> x(3 * kTriadN, 1.0);
+  static std::vector<double> x(static_cast<size_t>(3 * triad_n()), 1.0);
   std::vector<double> partial(kChunks);
   const int64_t n = static_cast<int64_t>(x.size());
   for (auto _ : state) {

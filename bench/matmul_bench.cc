@@ -5,8 +5,8 @@
 // openblas, eigen}. Counters: FLOP/s (2·M·N·K per call) and weight_bytes/s (bytes of the
 // weight matrix in its storage type per call: the GEMV figure). Weights are packed once per
 // shape, outside the timed loop. For M < 64 every call reads a different copy of the weights,
-// the copies together 4× the L3 cache, so the weights come from DRAM as in a real decode
-// (one copy of 2048×2048 f32 weights fits in this machine's 32 MiB L3 and would be read at
+// the copies together 4× the L3 cache (dram_working_set.h), so the weights come from DRAM as in
+// a real decode (one copy of 2048×2048 f32 weights fits in a 32 MiB L3 and would be read at
 // cache speed).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
@@ -19,6 +19,7 @@
 #include <tuple>
 #include <vector>
 
+#include "dram_working_set.h"
 #include "kernels/matmul.h"
 #include "random_inputs.h"
 #include "util/thread_pool.h"
@@ -48,8 +49,6 @@ fk::PackedMatrix pack(WeightType type, int64_t k, int64_t n) {
   return fk::pack_matrix(flamingo::bench::make_source_weights(type, k, n).view);
 }
 
-constexpr size_t kEvictBytes = size_t{128} << 20;  // 4× the 32 MiB L3 of the benchmark machine
-
 // `copies` packed copies of one (type, K, N) weight matrix; only the latest set is kept.
 const std::vector<fk::PackedMatrix>& packed(WeightType type, int64_t k, int64_t n, size_t copies) {
   static std::tuple<int, int64_t, int64_t, size_t> key{-1, 0, 0, 0};
@@ -64,7 +63,8 @@ const std::vector<fk::PackedMatrix>& packed(WeightType type, int64_t k, int64_t 
 }
 
 size_t copies_for(int64_t m, size_t weight_bytes) {
-  return m >= 64 ? 1 : (kEvictBytes + weight_bytes - 1) / weight_bytes;
+  static const size_t evict_bytes = flamingo::bench::dram_working_set_bytes();
+  return m >= 64 ? 1 : (evict_bytes + weight_bytes - 1) / weight_bytes;
 }
 
 void set_counters(benchmark::State& state, int64_t m, int64_t k, int64_t n, size_t weight_bytes) {
