@@ -162,7 +162,9 @@ void register_all() {
   const WeightType types[] = {WeightType::kF32, WeightType::kF16, WeightType::kBF16,
                               WeightType::kQ8_0, WeightType::kQ4_0};
   for (int64_t m : {1, 8, 64, 512}) {
-    for (auto [k, n] : shapes) {
+    // Copies, not structured bindings: lambdas may capture those only since clang 16.
+    for (const auto& shape : shapes) {
+      const int64_t k = shape.first, n = shape.second;
       for (int t : {1, 2}) {
         const std::string suffix = "/M:" + std::to_string(m) + "/K:" + std::to_string(k) +
                                    "/N:" + std::to_string(n) + "/threads:" + std::to_string(t);

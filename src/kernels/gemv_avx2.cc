@@ -89,7 +89,7 @@ void dense_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t k0, i
       lo = _mm256_add_ps(lo, acc[u][r][0]);
       hi = _mm256_add_ps(hi, acc[u][r][1]);
     }
-    add_to(out + r * kPanelRows, lo, hi);
+    add_to(out + int64_t{r} * kPanelRows, lo, hi);
   }
 }
 
@@ -141,7 +141,7 @@ void gemv_dense(const float* a, int64_t lda, int m, const uint8_t* panel, int64_
     for (int r0 = 0; r0 < m;) {
       const int rows = m - r0 >= 4 ? 4 : m - r0;
       const float* ar = a + r0 * lda;
-      float* o = out + r0 * kPanelRows;
+      float* o = out + int64_t{r0} * kPanelRows;
       switch (rows) {
         case 1:
           dense_rows<T, 1, 4>(ar, lda, panel, k0, k1, o);
@@ -211,8 +211,8 @@ void quant_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t b0, i
 #pragma GCC unroll 2
         for (int jj = 0; jj < 2; ++jj) {
           const int j = j0 + jj, p = P == 2 ? jj : 0;
-          const __m256i x0 = u8x8_to_epi32(q + j * kPanelRows);
-          const __m256i x1 = u8x8_to_epi32(q + j * kPanelRows + 8);
+          const __m256i x0 = u8x8_to_epi32(q + int64_t{j} * kPanelRows);
+          const __m256i x1 = u8x8_to_epi32(q + int64_t{j} * kPanelRows + 8);
           const __m256 w[2][2] = {{_mm256_cvtepi32_ps(_mm256_and_si256(x0, low_mask)),
                                    _mm256_cvtepi32_ps(_mm256_and_si256(x1, low_mask))},
                                   {_mm256_cvtepi32_ps(_mm256_srli_epi32(x0, 4)),
@@ -221,7 +221,7 @@ void quant_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t b0, i
           for (int u = 0; u < 2; ++u) {
 #pragma GCC unroll 3
             for (int r = 0; r < MR; ++r) {
-              const __m256 av = _mm256_broadcast_ss(ab + r * lda + j + u * (kQBlock / 2));
+              const __m256 av = _mm256_broadcast_ss(ab + r * lda + j + int64_t{u} * (kQBlock / 2));
               t[p][u][r][0] = _mm256_fmadd_ps(av, w[u][0], t[p][u][r][0]);
               t[p][u][r][1] = _mm256_fmadd_ps(av, w[u][1], t[p][u][r][1]);
             }
@@ -247,8 +247,8 @@ void quant_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t b0, i
 #pragma GCC unroll 2
           for (int u = 0; u < 2; ++u) {
             const int kk = j + 2 * p + u;
-            const __m256 w0 = i8x8_to_ps(q + kk * kPanelRows);
-            const __m256 w1 = i8x8_to_ps(q + kk * kPanelRows + 8);
+            const __m256 w0 = i8x8_to_ps(q + int64_t{kk} * kPanelRows);
+            const __m256 w1 = i8x8_to_ps(q + int64_t{kk} * kPanelRows + 8);
 #pragma GCC unroll 3
             for (int r = 0; r < MR; ++r) {
               const __m256 av = _mm256_broadcast_ss(ab + r * lda + kk);
@@ -271,7 +271,7 @@ void quant_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t b0, i
       acc[r][1] = _mm256_fmadd_ps(_mm256_add_ps(t[0][0][r][1], t[0][1][r][1]), d1, acc[r][1]);
     }
   }
-  for (int r = 0; r < MR; ++r) add_to(out + r * kPanelRows, acc[r][0], acc[r][1]);
+  for (int r = 0; r < MR; ++r) add_to(out + int64_t{r} * kPanelRows, acc[r][0], acc[r][1]);
 }
 
 template <bool Q4>
@@ -283,7 +283,7 @@ void gemv_quant(const float* a, int64_t lda, int m, const uint8_t* panel, int64_
     for (int r0 = 0; r0 < m;) {
       const int rows = m - r0 >= 3 ? 3 : m - r0;
       const float* ar = a + r0 * lda;
-      float* o = out + r0 * kPanelRows;
+      float* o = out + int64_t{r0} * kPanelRows;
       switch (rows) {
         case 1:
           quant_rows<Q4, 1>(ar, lda, panel, b0, b1, o);

@@ -54,6 +54,7 @@ CliRun run_cli(const std::vector<std::string>& args, bool interrupt_after_first_
   std::vector<std::string> argv_storage = {FLAMINGO_CAPTION_BIN};
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
+  argv.reserve(argv_storage.size() + 1);
   for (auto& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
