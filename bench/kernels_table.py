@@ -234,15 +234,15 @@ def main():
     ap.add_argument("--command", default="bash bench/run_kernels.sh")
     args = ap.parse_args()
 
-    results, context = {}, {}
+    results, context, openblas_core = {}, {}, None
     for fname in sorted(os.listdir(args.results)):
         if fname.endswith(".json"):
             name = fname[:-5]
             results[name], ctx = load_medians(os.path.join(args.results, fname))
-            openblas_core = ctx.get("openblas_core") or context.get("openblas_core")
             context = context or ctx
-            if openblas_core:
-                context["openblas_core"] = openblas_core
+            openblas_core = openblas_core or ctx.get("openblas_core")  # only matmul_bench's
+    if openblas_core:
+        context["openblas_core"] = openblas_core
     if not results:
         sys.exit(f"no benchmark results in {args.results}")
     limits = limits_from(results)

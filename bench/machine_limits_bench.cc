@@ -28,62 +28,35 @@ constexpr int64_t kFmaIters = 1 << 22;
 // the FMA latency (4 cycles) × throughput (2 per cycle) with room to spare. R is the register
 // kind: "ymm" (AVX2) or "zmm" (AVX-512). Plain assembly text, so the file needs no -mavx512f;
 // the zmm loop runs only where the CPU and the OS (XCR0) support AVX-512.
-#define FLAMINGO_FMA_LOOP(name, R)                                                                 \
-  float name(int64_t iters) {                                                                      \
-    __asm__ volatile(                                                                              \
-        "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                                        \
-        "vmovaps %%" R "0, %%" R "1\n\tvmovaps %%" R "0, %%" R                                     \
-        "2\n\t"                                                                                    \
-        "vmovaps %%" R "0, %%" R "3\n\tvmovaps %%" R "0, %%" R                                     \
-        "4\n\t"                                                                                    \
-        "vmovaps %%" R "0, %%" R "5\n\tvmovaps %%" R "0, %%" R                                     \
-        "6\n\t"                                                                                    \
-        "vmovaps %%" R "0, %%" R "7\n\tvmovaps %%" R "0, %%" R                                     \
-        "8\n\t"                                                                                    \
-        "vmovaps %%" R "0, %%" R "9\n\tvmovaps %%" R "0, %%" R                                     \
-        "10\n\t"                                                                                   \
-        "vmovaps %%" R "0, %%" R "11\n\tvmovaps %%" R "0, %%" R                                    \
-        "14\n\t"                                                                                   \
-        "vmovaps %%" R "0, %%" R                                                                   \
-        "15\n\t"                                                                                   \
-        "1:\n\t"                                                                                   \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "0\n\t"                                                                                    \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "1\n\t"                                                                                    \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "2\n\t"                                                                                    \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "3\n\t"                                                                                    \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "4\n\t"                                                                                    \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "5\n\t"                                                                                    \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "6\n\t"                                                                                    \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "7\n\t"                                                                                    \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "8\n\t"                                                                                    \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "9\n\t"                                                                                    \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "10\n\t"                                                                                   \
-        "vfmadd231ps %%" R "15, %%" R "14, %%" R                                                   \
-        "11\n\t"                                                                                   \
-        "dec %0\n\t"                                                                               \
-        "jnz 1b\n\t"                                                                               \
-        "vzeroupper\n\t"                                                                           \
-        : "+r"(iters)                                                                              \
-        :                                                                                          \
-        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", \
-          "xmm11", "xmm14", "xmm15", "cc");                                                        \
-    return static_cast<float>(iters);                                                              \
+// clang-format off
+#define FLAMINGO_COPY0(R, n) "vmovaps %%" R "0, %%" R #n "\n\t"
+#define FLAMINGO_FMA(R, n) "vfmadd231ps %%" R "15, %%" R "14, %%" R #n "\n\t"
+#define FLAMINGO_FMA_LOOP(name, R)                                                              \
+  float name(int64_t iters) {                                                                   \
+    __asm__ volatile(                                                                           \
+        "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                                     \
+        FLAMINGO_COPY0(R, 1) FLAMINGO_COPY0(R, 2) FLAMINGO_COPY0(R, 3) FLAMINGO_COPY0(R, 4)     \
+        FLAMINGO_COPY0(R, 5) FLAMINGO_COPY0(R, 6) FLAMINGO_COPY0(R, 7) FLAMINGO_COPY0(R, 8)     \
+        FLAMINGO_COPY0(R, 9) FLAMINGO_COPY0(R, 10) FLAMINGO_COPY0(R, 11) FLAMINGO_COPY0(R, 14)  \
+        FLAMINGO_COPY0(R, 15)                                                                   \
+        "1:\n\t"                                                                                \
+        FLAMINGO_FMA(R, 0) FLAMINGO_FMA(R, 1) FLAMINGO_FMA(R, 2) FLAMINGO_FMA(R, 3)             \
+        FLAMINGO_FMA(R, 4) FLAMINGO_FMA(R, 5) FLAMINGO_FMA(R, 6) FLAMINGO_FMA(R, 7)             \
+        FLAMINGO_FMA(R, 8) FLAMINGO_FMA(R, 9) FLAMINGO_FMA(R, 10) FLAMINGO_FMA(R, 11)           \
+        "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"                                                    \
+        : "+r"(iters)                                                                           \
+        :                                                                                       \
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",       \
+          "xmm10", "xmm11", "xmm14", "xmm15", "cc");                                            \
+    return static_cast<float>(iters);                                                           \
   }
+// clang-format on
 
 FLAMINGO_FMA_LOOP(fma_loop, "ymm")
 FLAMINGO_FMA_LOOP(fma_loop_512, "zmm")
 #undef FLAMINGO_FMA_LOOP
+#undef FLAMINGO_FMA
+#undef FLAMINGO_COPY0
 
 // Every thread runs `loop` once per iteration; `lanes` floats per FMA, 12 chains.
 void run_peak_fma(benchmark::State& state, float (*loop)(int64_t), int lanes) {
