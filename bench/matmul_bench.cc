@@ -4,7 +4,8 @@
 // Names: matmul/<impl>/M:<m>/K:<k>/N:<n>/threads:<t>, impl ∈ {f32, f16, bf16, q8_0, q4_0,
 // openblas, eigen}. Counters: FLOP/s (2·M·N·K per call) and weight_bytes/s (bytes of the
 // weight matrix in its storage type per call: the GEMV figure). Weights are packed once per
-// shape, outside the timed loop. For M < 64 every call reads a different copy of the weights,
+// shape, outside the timed loop. Q8_0/Q4_0 at M < 8 run with int8_activations, as the
+// language model's decode does. For M < 64 every call reads a different copy of the weights,
 // the copies together 4× the L3 cache (dram_working_set.h), so the weights come from DRAM as in
 // a real decode (one copy of 2048×2048 f32 weights fits in a 32 MiB L3 and would be read at
 // cache speed).
@@ -81,9 +82,12 @@ void run_flamingo(benchmark::State& state, WeightType type, int64_t m, int64_t k
   const std::vector<float> a = random_vector(static_cast<size_t>(m * k), 7);
   std::vector<float> c(static_cast<size_t>(m * n));
   flamingo::ThreadPool pool(threads);
+  // As the language model calls it: Q8_0/Q4_0 GEMVs on 8-bit activations.
+  fk::MatmulEpilogue ep;
+  ep.int8_activations = true;
   size_t next = 0;
   for (auto _ : state) {
-    fk::matmul(a.data(), k, m, w[next], c.data(), n, pool);
+    fk::matmul(a.data(), k, m, w[next], c.data(), n, pool, ep);
     next = next + 1 == w.size() ? 0 : next + 1;
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();

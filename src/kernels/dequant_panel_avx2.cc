@@ -25,46 +25,67 @@ void dequant_panel_bf16_avx2(const uint8_t* panel, int64_t k0, int64_t kc, float
   }
 }
 
+namespace {
+
+// Byte I of every 32-bit lane (4 codes of one row), sign-extended.
+template <int I>
+inline __m256i byte_i8(__m256i x) {
+  if constexpr (I == 3) return _mm256_srai_epi32(x, 24);
+  return _mm256_srai_epi32(_mm256_slli_epi32(x, 24 - 8 * I), 24);
+}
+
+// The 4 k of code group g (cols 0-7 in x0, 8-15 in x1) scaled into rows 4g..4g+3 of out.
+template <int I = 0>
+inline void store_q8_group(__m256i x0, __m256i x1, __m256 d0, __m256 d1, float* out) {
+  _mm256_storeu_ps(out + I * kPanelRows, _mm256_mul_ps(_mm256_cvtepi32_ps(byte_i8<I>(x0)), d0));
+  _mm256_storeu_ps(out + I * kPanelRows + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(byte_i8<I>(x1)), d1));
+  if constexpr (I < 3) store_q8_group<I + 1>(x0, x1, d0, d1, out);
+}
+
+// Nibble S/4 (S = 0, 4, 8, ..., 28) of every lane, minus 8, scaled.
+template <int S>
+inline __m256 nibble_ps(__m256i x, __m256 d) {
+  const __m256i v = _mm256_and_si256(_mm256_srli_epi32(x, S), _mm256_set1_epi32(15));
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, _mm256_set1_epi32(8))), d);
+}
+
+template <int I = 0>
+inline void store_q4_group(__m256i x0, __m256i x1, __m256 d0, __m256 d1, float* lo, float* hi) {
+  _mm256_storeu_ps(lo + I * kPanelRows, nibble_ps<8 * I>(x0, d0));
+  _mm256_storeu_ps(lo + I * kPanelRows + 8, nibble_ps<8 * I>(x1, d1));
+  _mm256_storeu_ps(hi + I * kPanelRows, nibble_ps<8 * I + 4>(x0, d0));
+  _mm256_storeu_ps(hi + I * kPanelRows + 8, nibble_ps<8 * I + 4>(x1, d1));
+  if constexpr (I < 3) store_q4_group<I + 1>(x0, x1, d0, d1, lo, hi);
+}
+
+inline __m256i load256(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+}  // namespace
+
 void dequant_panel_q8_0_avx2(const uint8_t* panel, int64_t k0, int64_t kc, float* out) {
   for (int64_t b = k0 / kQBlock; b < (k0 + kc) / kQBlock; ++b) {
     const uint8_t* blk = panel + b * kQ8BlockBytes;
     const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
     const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
     const uint8_t* q = blk + 32;
-    for (int kk = 0; kk < kQBlock; ++kk) {
-      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + kk * kPanelRows));
-      const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x));
-      const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(x, 8)));
-      _mm256_storeu_ps(out + kk * kPanelRows, _mm256_mul_ps(w0, d0));
-      _mm256_storeu_ps(out + kk * kPanelRows + 8, _mm256_mul_ps(w1, d1));
-    }
+    for (int g = 0; g < kQBlock / 4; ++g)
+      store_q8_group(load256(q + g * 64), load256(q + g * 64 + 32), d0, d1,
+                     out + 4 * g * kPanelRows);
     out += kQBlock * kPanelRows;
   }
 }
 
 void dequant_panel_q4_0_avx2(const uint8_t* panel, int64_t k0, int64_t kc, float* out) {
-  const __m128i low_mask = _mm_set1_epi8(15);
-  const __m128i eight = _mm_set1_epi8(8);
   for (int64_t b = k0 / kQBlock; b < (k0 + kc) / kQBlock; ++b) {
     const uint8_t* blk = panel + b * kQ4BlockBytes;
     const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
     const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
     const uint8_t* q = blk + 32;
-    for (int kk = 0; kk < kQBlock / 2; ++kk) {
-      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + kk * kPanelRows));
-      const __m128i lo = _mm_sub_epi8(_mm_and_si128(x, low_mask), eight);
-      const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(x, 4), low_mask), eight);
-      float* o_lo = out + kk * kPanelRows;
-      float* o_hi = out + (kk + kQBlock / 2) * kPanelRows;
-      _mm256_storeu_ps(o_lo, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d0));
-      _mm256_storeu_ps(
-          o_lo + 8,
-          _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d1));
-      _mm256_storeu_ps(o_hi, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d0));
-      _mm256_storeu_ps(
-          o_hi + 8,
-          _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d1));
-    }
+    for (int g = 0; g < kQBlock / 8; ++g)
+      store_q4_group(load256(q + g * 64), load256(q + g * 64 + 32), d0, d1,
+                     out + 4 * g * kPanelRows, out + (4 * g + kQBlock / 2) * kPanelRows);
     out += kQBlock * kPanelRows;
   }
 }

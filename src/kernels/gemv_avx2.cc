@@ -2,15 +2,17 @@
 //
 // Each weight byte is loaded from memory once: K is walked in chunks of kChunk, and when A has
 // more rows than one register group holds, the later groups re-read the chunk from L1.
-// Weights are widened in registers (F16C for fp16, a 16-bit shift for bf16, sign extension for
-// int8/int4). For the quantised types the products of a block of 32 k are summed unscaled and
-// multiplied by the block's scales once, which saves a multiply per weight. Several independent
-// accumulators hide the FMA latency; their fixed reduction order keeps results independent of
-// threading.
+// f32/f16/bf16 weights are widened in registers (F16C for fp16, a 16-bit shift for bf16) and
+// multiplied in fp32; several independent accumulators hide the FMA latency, and their fixed
+// reduction order keeps results independent of threading. Q8_0/Q4_0 weights are multiplied in
+// integers by A rounded to 8 bits per block (QuantizedRows): widening every code to fp32 made
+// those kernels compute-bound at 45-86 % of the memory bandwidth, while byte multiply-adds
+// handle 32 codes per instruction.
 #include <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/matmul_kernels.h"
 
@@ -161,138 +163,123 @@ void gemv_dense(const float* a, int64_t lda, int m, const uint8_t* panel, int64_
   }
 }
 
-// 8 int8 (or uint8) at p widened to 8 floats; the load folds into vpmovsxbd / vpmovzxbd.
-inline __m256 i8x8_to_ps(const uint8_t* p) {
-  return _mm256_cvtepi32_ps(
-      _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+inline __m256i load256(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
-inline __m256i u8x8_to_epi32(const uint8_t* p) {
-  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+// 4 codes of A (one 32-bit group) in every lane.
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
 }
 
-// Rows [0, MR) of a over the quantised blocks [b0, b1), added to out (MR × 16).
+// The hardware prefetchers alone left the quantised GEMV stalling on DRAM between its compute
+// (one thread read 6.0 G weights/s of q8_0 from DRAM against 12 from L2: the two costs added
+// up instead of overlapping). Prefetching the block kPrefetchBlocks ahead fixed that; 2, 8 and
+// 16 blocks were slower (2048×2048, 1 thread, 2026-12-04).
+constexpr int64_t kPrefetchBlocks = 32;
+
+// Integer dot products of MR rows of quantised A with one block of a panel: is[r][h] holds
+// Σ_k q_a[r][k]·code[j][k] for the 8 columns j of half h, each in its 32-bit lane (the packed
+// layout keeps 4 k of one column in one lane, matmul_kernels.h).
 //
-// Q4 nibbles are widened as unsigned bytes to 32-bit lanes, the low nibble masked and the high
-// one shifted down, and summed against A without the −8 offset; the block's products are then
-// corrected by −8·Σa once: Σ a·(q−8) = Σ a·q − 8·Σ a. That saves the byte-level subtraction
-// and the half-register shuffles of the direct route.
-// The hardware prefetchers alone left the q8_0 / q4_0 GEMV stalling on DRAM between its
-// compute: one thread read 6.0 G weights/s (q8_0) and 9.7 (q4_0) from DRAM against 12 and 11
-// from L2, i.e. the two costs added up instead of overlapping. Prefetching the block
-// kPrefetchBlocks ahead (2.1 KiB for q8_0, 1.1 KiB for q4_0) gave 10.1 and 12.8 G weights/s;
-// 2, 8 and 16 blocks were measured too and were slower (2048×2048, 1 thread, 2026-12-04).
-constexpr int64_t kPrefetchBlocks = 4;
+// Q8_0: vpmaddubsw multiplies unsigned by signed bytes, so the weight's sign moves onto A
+// (|w| · sign(a, w) = w · a); pairs of products fit in int16 (2·128·127 < 2¹⁵) and vpmaddwd
+// sums them into the lanes at once.
+// Q4_0: the nibbles (0..15) are unsigned already; the −8 offset is taken out afterwards as
+// −8·Σq_a. A lane's int16 partial sums reach at most 8·15·127 over the whole block, so they are
+// widened to 32 bits only once per block.
 template <bool Q4, int MR>
-void quant_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t b0, int64_t b1,
+inline void block_dots(const int8_t* const* aq, const uint8_t* q, __m256i (&is)[MR][2]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (Q4) {
+    const __m256i m15 = _mm256_set1_epi8(15);
+    __m256i s16[MR][2];
+    for (int r = 0; r < MR; ++r) s16[r][0] = s16[r][1] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int g = 0; g < kQBlock / 8; ++g) {
+      const __m256i x[2] = {load256(q + g * 64), load256(q + g * 64 + 32)};
+      const __m256i lo[2] = {_mm256_and_si256(x[0], m15), _mm256_and_si256(x[1], m15)};
+      const __m256i hi[2] = {_mm256_and_si256(_mm256_srli_epi16(x[0], 4), m15),
+                             _mm256_and_si256(_mm256_srli_epi16(x[1], 4), m15)};
+      for (int r = 0; r < MR; ++r) {
+        const __m256i al = bcast4(aq[r] + 4 * g), ah = bcast4(aq[r] + 4 * g + kQBlock / 2);
+        for (int h = 0; h < 2; ++h)
+          s16[r][h] = _mm256_add_epi16(
+              s16[r][h],
+              _mm256_add_epi16(_mm256_maddubs_epi16(lo[h], al), _mm256_maddubs_epi16(hi[h], ah)));
+      }
+    }
+    for (int r = 0; r < MR; ++r)
+      for (int h = 0; h < 2; ++h) is[r][h] = _mm256_madd_epi16(s16[r][h], ones);
+  } else {
+    for (int r = 0; r < MR; ++r) is[r][0] = is[r][1] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int g = 0; g < kQBlock / 4; ++g) {
+      const __m256i w[2] = {load256(q + g * 64), load256(q + g * 64 + 32)};
+      const __m256i u[2] = {_mm256_abs_epi8(w[0]), _mm256_abs_epi8(w[1])};
+      for (int r = 0; r < MR; ++r) {
+        const __m256i av = bcast4(aq[r] + 4 * g);
+        for (int h = 0; h < 2; ++h)
+          is[r][h] = _mm256_add_epi32(
+              is[r][h],
+              _mm256_madd_epi16(_mm256_maddubs_epi16(u[h], _mm256_sign_epi8(av, w[h])), ones));
+      }
+    }
+  }
+}
+
+// Rows [r0, r0 + MR) of A over the blocks [b0, b1): out[r] = fma(dot, d_w·d_a, out[r]) per
+// block in k order, the same operations as the scalar kernel, so both give identical bits.
+template <bool Q4, int MR>
+void quant_rows(const QuantizedRows& a, int r0, const uint8_t* panel, int64_t b0, int64_t b1,
                 float* out) {
   constexpr size_t kBlockBytes = Q4 ? kQ4BlockBytes : kQ8BlockBytes;
-  // One row of A gives only 4 FMA chains per set of partial sums, fewer than FMA latency ×
-  // throughput needs, so M = 1 (decode) keeps a second set: 23-26 % less CPU time per call
-  // for q4_0/q8_0 at K = N = 2048.
-  constexpr int P = MR == 1 ? 2 : 1;
-  const __m256i low_mask = _mm256_set1_epi32(15);
-  __m256 acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  const int64_t nb = a.k / kQBlock;
   for (int64_t b = b0; b < b1; ++b) {
     const uint8_t* blk = panel + b * kBlockBytes;
-    const uint8_t* q = blk + 32;
     // Past the panel's end this touches the next panel or nothing: prefetches never fault.
     for (size_t l = 0; l < kBlockBytes; l += 64)
       _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBlocks * kBlockBytes + l),
-                   _MM_HINT_T0);
-    const float* ab = a + b * kQBlock;
-    // Independent sums per set, kind and half: even/odd k for Q8, low/high nibble for Q4.
-    __m256 t[P][2][MR][2];
-    for (int p = 0; p < P; ++p)
-      for (int u = 0; u < 2; ++u)
-        for (int r = 0; r < MR; ++r) t[p][u][r][0] = t[p][u][r][1] = _mm256_setzero_ps();
-    if constexpr (Q4) {
-      for (int j0 = 0; j0 < kQBlock / 2; j0 += 2) {
-#pragma GCC unroll 2
-        for (int jj = 0; jj < 2; ++jj) {
-          const int j = j0 + jj, p = P == 2 ? jj : 0;
-          const __m256i x0 = u8x8_to_epi32(q + int64_t{j} * kPanelRows);
-          const __m256i x1 = u8x8_to_epi32(q + int64_t{j} * kPanelRows + 8);
-          const __m256 w[2][2] = {{_mm256_cvtepi32_ps(_mm256_and_si256(x0, low_mask)),
-                                   _mm256_cvtepi32_ps(_mm256_and_si256(x1, low_mask))},
-                                  {_mm256_cvtepi32_ps(_mm256_srli_epi32(x0, 4)),
-                                   _mm256_cvtepi32_ps(_mm256_srli_epi32(x1, 4))}};
-#pragma GCC unroll 2
-          for (int u = 0; u < 2; ++u) {
-#pragma GCC unroll 3
-            for (int r = 0; r < MR; ++r) {
-              const __m256 av = _mm256_broadcast_ss(ab + r * lda + j + int64_t{u} * (kQBlock / 2));
-              t[p][u][r][0] = _mm256_fmadd_ps(av, w[u][0], t[p][u][r][0]);
-              t[p][u][r][1] = _mm256_fmadd_ps(av, w[u][1], t[p][u][r][1]);
-            }
-          }
-        }
-      }
-      // The −8 offset: subtract 8·Σa of the block from every column.
-      for (int r = 0; r < MR; ++r) {
-        const float* ar = ab + r * lda;
-        __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(ar), _mm256_loadu_ps(ar + 8)),
-                                 _mm256_add_ps(_mm256_loadu_ps(ar + 16), _mm256_loadu_ps(ar + 24)));
-        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-        s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-        const __m256 off = _mm256_set1_ps(-8.f * _mm_cvtss_f32(s4));
-        t[0][0][r][0] = _mm256_add_ps(t[0][0][r][0], off);
-        t[0][0][r][1] = _mm256_add_ps(t[0][0][r][1], off);
-      }
-    } else {
-      for (int j = 0; j < kQBlock; j += 2 * P) {
-#pragma GCC unroll 2
-        for (int p = 0; p < P; ++p) {
-#pragma GCC unroll 2
-          for (int u = 0; u < 2; ++u) {
-            const int kk = j + 2 * p + u;
-            const __m256 w0 = i8x8_to_ps(q + int64_t{kk} * kPanelRows);
-            const __m256 w1 = i8x8_to_ps(q + int64_t{kk} * kPanelRows + 8);
-#pragma GCC unroll 3
-            for (int r = 0; r < MR; ++r) {
-              const __m256 av = _mm256_broadcast_ss(ab + r * lda + kk);
-              t[p][u][r][0] = _mm256_fmadd_ps(av, w0, t[p][u][r][0]);
-              t[p][u][r][1] = _mm256_fmadd_ps(av, w1, t[p][u][r][1]);
-            }
-          }
-        }
-      }
-    }
-    if constexpr (P == 2) {
-      for (int u = 0; u < 2; ++u)
-        for (int r = 0; r < MR; ++r)
-          for (int h = 0; h < 2; ++h) t[0][u][r][h] = _mm256_add_ps(t[0][u][r][h], t[1][u][r][h]);
-    }
-    const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
-    const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
+                   _MM_HINT_T1);
+    const int8_t* aq[MR];
+    for (int r = 0; r < MR; ++r) aq[r] = a.q + (r0 + r) * a.k + b * kQBlock;
+    __m256i is[MR][2];
+    block_dots<Q4, MR>(aq, blk + 32, is);
+    const __m256 dw[2] = {
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))),
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)))};
     for (int r = 0; r < MR; ++r) {
-      acc[r][0] = _mm256_fmadd_ps(_mm256_add_ps(t[0][0][r][0], t[0][1][r][0]), d0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(_mm256_add_ps(t[0][0][r][1], t[0][1][r][1]), d1, acc[r][1]);
+      const int64_t ab = (r0 + r) * nb + b;
+      const __m256 da = _mm256_set1_ps(a.d[ab]);
+      const __m256i off = _mm256_set1_epi32(Q4 ? 8 * a.sum[ab] : 0);
+      float* o = out + (r0 + r) * kPanelRows;
+      for (int h = 0; h < 2; ++h) {
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_sub_epi32(is[r][h], off));
+        _mm256_storeu_ps(
+            o + 8 * h, _mm256_fmadd_ps(dot, _mm256_mul_ps(dw[h], da), _mm256_loadu_ps(o + 8 * h)));
+      }
     }
   }
-  for (int r = 0; r < MR; ++r) add_to(out + int64_t{r} * kPanelRows, acc[r][0], acc[r][1]);
 }
 
 template <bool Q4>
-void gemv_quant(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k, float* out) {
+void gemv_quant(const QuantizedRows& a, int m, const uint8_t* panel, float* out) {
   for (int i = 0; i < m * kPanelRows; ++i) out[i] = 0.f;
-  const int64_t nb = k / kQBlock, chunk_blocks = kChunk / kQBlock;
+  const int64_t nb = a.k / kQBlock, chunk_blocks = kChunk / kQBlock;
   for (int64_t b0 = 0; b0 < nb; b0 += chunk_blocks) {
     const int64_t b1 = nb - b0 < chunk_blocks ? nb : b0 + chunk_blocks;
     for (int r0 = 0; r0 < m;) {
       const int rows = m - r0 >= 3 ? 3 : m - r0;
-      const float* ar = a + r0 * lda;
-      float* o = out + int64_t{r0} * kPanelRows;
       switch (rows) {
         case 1:
-          quant_rows<Q4, 1>(ar, lda, panel, b0, b1, o);
+          quant_rows<Q4, 1>(a, r0, panel, b0, b1, out);
           break;
         case 2:
-          quant_rows<Q4, 2>(ar, lda, panel, b0, b1, o);
+          quant_rows<Q4, 2>(a, r0, panel, b0, b1, out);
           break;
         default:
-          quant_rows<Q4, 3>(ar, lda, panel, b0, b1, o);
+          quant_rows<Q4, 3>(a, r0, panel, b0, b1, out);
           break;
       }
       r0 += rows;
@@ -300,7 +287,66 @@ void gemv_quant(const float* a, int64_t lda, int m, const uint8_t* panel, int64_
   }
 }
 
+// Absolute value of the largest-magnitude element and a flag for a NaN or Inf among 32 floats.
+inline float block_absmax(const float* x, bool& finite) {
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  __m256 mx = _mm256_setzero_ps(), nonfinite = _mm256_setzero_ps();
+  for (int i = 0; i < kQBlock; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v));
+    // v − v is 0 for finite v and NaN for ±Inf or NaN.
+    nonfinite = _mm256_or_ps(nonfinite,
+                             _mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_NEQ_UQ));
+  }
+  finite = _mm256_movemask_ps(nonfinite) == 0;
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  return _mm_cvtss_f32(m4);
+}
+
 }  // namespace
+
+void quantize_rows_q8_avx2(const float* a, int64_t lda, int m, int64_t k, int8_t* q, float* d,
+                           int32_t* sum) {
+  const int64_t nb = k / kQBlock;
+  for (int r = 0; r < m; ++r) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* x = a + r * lda + b * kQBlock;
+      int8_t* qb = q + r * k + b * kQBlock;
+      bool finite = true;
+      const float amax = block_absmax(x, finite);
+      float db = 0.f;
+      int32_t s = 0;
+      if (!finite) {
+        db = __builtin_nanf("");
+        std::memset(qb, 0, kQBlock);
+      } else if (!(amax >= kQ8MinAbsMax)) {
+        std::memset(qb, 0, kQBlock);
+      } else {
+        db = amax / 127.f;
+        const __m256 id = _mm256_set1_ps(127.f / amax);
+        __m256i v[4];
+        for (int i = 0; i < 4; ++i)
+          v[i] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), id));
+        // |v| ≤ 127 already (x·127/absmax, rounded); packing keeps each lane's order after
+        // the permute that undoes the per-128-bit interleave of packs.
+        const __m256i p16a = _mm256_packs_epi32(v[0], v[1]), p16b = _mm256_packs_epi32(v[2], v[3]);
+        const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b),
+                                                       _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qb), p8);
+        const __m256i s32 =
+            _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        s = _mm_cvtsi128_si32(s4);
+      }
+      d[r * nb + b] = db;
+      sum[r * nb + b] = s;
+    }
+  }
+}
 
 void gemv_f32_avx2(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
                    float* out) {
@@ -314,13 +360,11 @@ void gemv_bf16_avx2(const float* a, int64_t lda, int m, const uint8_t* panel, in
                     float* out) {
   gemv_dense<kBF16>(a, lda, m, panel, k, out);
 }
-void gemv_q8_0_avx2(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
-                    float* out) {
-  gemv_quant<false>(a, lda, m, panel, k, out);
+void gemv_q8_0_q8_avx2(const QuantizedRows& a, int m, const uint8_t* panel, float* out) {
+  gemv_quant<false>(a, m, panel, out);
 }
-void gemv_q4_0_avx2(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
-                    float* out) {
-  gemv_quant<true>(a, lda, m, panel, k, out);
+void gemv_q4_0_q8_avx2(const QuantizedRows& a, int m, const uint8_t* panel, float* out) {
+  gemv_quant<true>(a, m, panel, out);
 }
 
 }  // namespace flamingo::kernels::detail

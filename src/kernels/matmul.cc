@@ -20,23 +20,28 @@ using detail::kNumPanelTypes;
 using detail::kPanelRows;
 
 struct KernelSet {
-  detail::GemvFn gemv[kNumPanelTypes];
+  detail::GemvFn gemv[kNumPanelTypes];  // null for the quantised types: they take gemv_q
+  detail::GemvQuantFn gemv_q[kNumPanelTypes];
+  detail::QuantizeRowsFn quantize_rows;
   detail::DequantFn dequant[kNumPanelTypes];  // null for f32: the GEMM reads its panels in place
   detail::GemmFn gemm;
 };
 
 const KernelSet kScalar = {
-    {detail::gemv_f32_scalar, detail::gemv_f16_scalar, detail::gemv_bf16_scalar,
-     detail::gemv_q8_0_scalar, detail::gemv_q4_0_scalar},
+    {detail::gemv_f32_scalar, detail::gemv_f16_scalar, detail::gemv_bf16_scalar, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, detail::gemv_q8_0_q8_scalar, detail::gemv_q4_0_q8_scalar},
+    detail::quantize_rows_q8_scalar,
     {nullptr, detail::dequant_panel_f16_scalar, detail::dequant_panel_bf16_scalar,
      detail::dequant_panel_q8_0_scalar, detail::dequant_panel_q4_0_scalar},
     detail::f32_gemm_6x16_scalar};
 
-const KernelSet kAvx2 = {{detail::gemv_f32_avx2, detail::gemv_f16_avx2, detail::gemv_bf16_avx2,
-                          detail::gemv_q8_0_avx2, detail::gemv_q4_0_avx2},
-                         {nullptr, detail::dequant_panel_f16_avx2, detail::dequant_panel_bf16_avx2,
-                          detail::dequant_panel_q8_0_avx2, detail::dequant_panel_q4_0_avx2},
-                         detail::f32_gemm_6x16_avx2};
+const KernelSet kAvx2 = {
+    {detail::gemv_f32_avx2, detail::gemv_f16_avx2, detail::gemv_bf16_avx2, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, detail::gemv_q8_0_q8_avx2, detail::gemv_q4_0_q8_avx2},
+    detail::quantize_rows_q8_avx2,
+    {nullptr, detail::dequant_panel_f16_avx2, detail::dequant_panel_bf16_avx2,
+     detail::dequant_panel_q8_0_avx2, detail::dequant_panel_q4_0_avx2},
+    detail::f32_gemm_6x16_avx2};
 
 // Below this many rows of A, streaming the weights once (GEMV) beats packing A for the GEMM.
 constexpr int64_t kGemmMinRows = 8;
@@ -53,6 +58,9 @@ static_assert(kKc % detail::kQBlock == 0 && kMc % kGemmMr == 0);
 struct Scratch {
   std::vector<float> a_packed;
   std::vector<float> b_panel;
+  std::vector<int8_t> a_q;  // A rounded to 8 bits for the quantised GEMV
+  std::vector<float> a_d;
+  std::vector<int32_t> a_sum;
 };
 Scratch& scratch() {
   thread_local Scratch s;
@@ -75,6 +83,18 @@ void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
               const PackedMatrix::Impl& w, float* c, int64_t ldc, ThreadPool& pool,
               const MatmulEpilogue& ep) {
   const detail::GemvFn gemv = ks.gemv[static_cast<int>(w.type)];
+  const detail::GemvQuantFn gemv_q = ks.gemv_q[static_cast<int>(w.type)];
+  detail::QuantizedRows aq;
+  if (gemv_q) {
+    // A is rounded once per call, before the tasks start, and shared by all of them.
+    Scratch& s = scratch();
+    const int64_t nb = w.k / detail::kQBlock;
+    s.a_q.resize(static_cast<size_t>(m * w.k));
+    s.a_d.resize(static_cast<size_t>(m * nb));
+    s.a_sum.resize(static_cast<size_t>(m * nb));
+    ks.quantize_rows(a, lda, static_cast<int>(m), w.k, s.a_q.data(), s.a_d.data(), s.a_sum.data());
+    aq = {s.a_q.data(), s.a_d.data(), s.a_sum.data(), w.k};
+  }
   // About 64 tasks keep two threads balanced while each task still streams ≥ 1 panel.
   const int64_t per_task = std::max<int64_t>(1, (w.num_panels + 63) / 64);
   const int64_t tasks = (w.num_panels + per_task - 1) / per_task;
@@ -84,7 +104,10 @@ void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
         float out[kGemmMinRows * kPanelRows];
         const int64_t p_end = std::min(w.num_panels, (t + 1) * per_task);
         for (int64_t p = t * per_task; p < p_end; ++p) {
-          gemv(a, lda, static_cast<int>(m), w.panel(p), w.k, out);
+          if (gemv_q)
+            gemv_q(aq, static_cast<int>(m), w.panel(p), out);
+          else
+            gemv(a, lda, static_cast<int>(m), w.panel(p), w.k, out);
           const int64_t n0 = p * kPanelRows;
           apply_epilogue(out, m, kPanelRows, n0, std::min<int64_t>(kPanelRows, w.n - n0), c, ldc,
                          ep);
@@ -200,7 +223,8 @@ void matmul(const float* a, int64_t lda, int64_t m, const PackedMatrix& w, float
   if (m == 0) return;
   if (a == nullptr || c == nullptr) fail(ErrorCode::kInvalidArgument, "matmul: null A or C");
   const KernelSet& ks = active_isa() == Isa::kAvx2 ? kAvx2 : kScalar;
-  if (m < kGemmMinRows) {
+  const bool quantised = ks.gemv_q[static_cast<int>(impl.type)] != nullptr;
+  if (m < kGemmMinRows && (!quantised || epilogue.int8_activations)) {
     run_gemv(ks, a, lda, m, impl, c, ldc, pool, epilogue);
   } else {
     run_gemm(ks, a, lda, m, impl, c, ldc, pool, epilogue);

@@ -6,6 +6,9 @@
 // precision weights are dequantised inside the kernels, a cache block at a time; a whole
 // matrix is never expanded to fp32. Small M (decode) takes a GEMV path that streams each
 // weight byte exactly once; larger M (prefill, vision) a cache-blocked register-tiled GEMM.
+// With Q8_0/Q4_0 weights and MatmulEpilogue::int8_activations, the GEMV rounds each row of A
+// to 8 bits per block of 32 (scale absmax/127, as ggml's vec_dot does) and multiplies in
+// integers, which is what lets it keep up with the memory bandwidth.
 //
 // Quantised formats (block of 32 consecutive k of one row n, scale d stored as IEEE fp16):
 //   Q8_0: q[32] int8,           w = d · q
@@ -75,6 +78,12 @@ PackedMatrix pack_matrix(const WeightView& w, ThreadPool& pool);
 struct MatmulEpilogue {
   const float* bias = nullptr;  // [N], added to every row
   bool accumulate = false;      // C += A·Wᵀ (+bias) instead of C = A·Wᵀ (+bias)
+  // For Q8_0/Q4_0 weights and M < 8 (the GEMV): multiply A rounded to 8 bits per block of 32
+  // (d = absmax/127) in integers. That adds an error of about 1e-5 of the output's power
+  // (NMSE, uniform inputs) and makes decode memory-bound instead of compute-bound. Without it
+  // such calls take the GEMM path with A in fp32, exact but 2-5× slower at M = 1; that suits
+  // the few small GEMVs of a vision encoder, where errors compound through the layers.
+  bool int8_activations = false;
 };
 
 // C = A·Wᵀ with row strides lda ≥ K and ldc ≥ N (in floats). A and C must not overlap.

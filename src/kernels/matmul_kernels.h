@@ -7,10 +7,14 @@
 // (f16/bf16) vector. The last panel is padded with zero rows. Per panel:
 //   f32:  float[K][16]
 //   f16, bf16: uint16_t[K][16]
-//   Q8_0: for each block of 32 k: uint16_t fp16 scale[16] (one per row), then int8 q[32][16]
-//   Q4_0: for each block of 32 k: uint16_t fp16 scale[16], then uint8 q[16][16] where byte
-//         (j, r) holds row r's element k = j in its low nibble and k = j + 16 in its high one
-//         (the Q4_0 pairing, so both ISAs unpack a byte into two k at once)
+//   Q8_0: for each block of 32 k: uint16_t fp16 scale[16] (one per row), then int8
+//         q[8][16][4]: byte (g, r, i) is row r's element k = 4g + i
+//   Q4_0: for each block of 32 k: uint16_t fp16 scale[16], then uint8 q[4][16][4] where byte
+//         (g, r, i) holds row r's element k = 4g + i in its low nibble and k = 4g + i + 16 in
+//         its high one (the Q4_0 pairing)
+// The quantised codes come in groups of 4 consecutive k per row, so one 32-bit lane holds 4
+// codes of one row: the integer GEMV multiplies them by 4 codes of A with one byte
+// multiply-add (vpmaddubsw) and sums them into that row's lane without any shuffle.
 // One layout serves both ISAs and both the GEMV and the GEMM paths, so set_isa() can switch
 // at run time without repacking.
 #pragma once
@@ -29,10 +33,31 @@ constexpr size_t kQ4BlockBytes = 16 * 2 + 16 * 16;
 enum class PanelType : int { kF32 = 0, kF16 = 1, kBF16 = 2, kQ8_0 = 3, kQ4_0 = 4 };
 constexpr int kNumPanelTypes = 5;
 
-// GEMV: out[r*16 + j] = Σ_k a[r*lda + k] · W[j][k] for one panel, r < m (m = 1..7), over all k
-// of the panel. The summation order depends only on k, never on threads.
+// GEMV of an f32/f16/bf16 panel: out[r*16 + j] = Σ_k a[r*lda + k] · W[j][k], r < m (m = 1..7),
+// over all k of the panel. The summation order depends only on k, never on threads.
 using GemvFn = void (*)(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
                         float* out);
+
+// Rows of A rounded to 8 bits per block of 32 k, for the integer GEMV of the quantised types
+// (the ggml Q8_0 scheme): a[r][k] ≈ d[r][b] · q[r][k] with b = k/32, d = absmax/127 and
+// q = round-to-nearest-even(a · 127/absmax). sum[r][b] = Σ q over the block (the Q4_0
+// kernels' −8 offset). A block holding a NaN or Inf gets d = NaN, so that the outputs that
+// read it are NaN as they would be in fp32. Row stride: k codes, k/32 scales and sums.
+struct QuantizedRows {
+  const int8_t* q = nullptr;
+  const float* d = nullptr;
+  const int32_t* sum = nullptr;
+  int64_t k = 0;
+};
+// Blocks whose absmax is below this quantise to zeros with d = 0: 127/absmax would overflow.
+constexpr float kQ8MinAbsMax = 1e-30f;
+using QuantizeRowsFn = void (*)(const float* a, int64_t lda, int m, int64_t k, int8_t* q, float* d,
+                                int32_t* sum);
+
+// GEMV of quantised A against one Q8_0/Q4_0 panel: out[r*16 + j] = Σ_b d_a[r][b]·d_w[j][b]·
+// (Σ_{k in b} q_a[r][k]·q_w[j][k]), the inner sums exact in integers, r < m (1..7). The block
+// sums are added in k order, whatever the ISA or threading.
+using GemvQuantFn = void (*)(const QuantizedRows& a, int m, const uint8_t* panel, float* out);
 
 // Expands k rows [k0, k0+kc) of one panel to fp32: out[(kk)*16 + j] = W[j][k0+kk]. For the
 // quantised types k0 and kc are multiples of 32.
@@ -52,8 +77,9 @@ constexpr int kGemmMr = 6;
   void gemv_f32_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);              \
   void gemv_f16_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);              \
   void gemv_bf16_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);             \
-  void gemv_q8_0_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);             \
-  void gemv_q4_0_##isa(const float*, int64_t, int, const uint8_t*, int64_t, float*);             \
+  void quantize_rows_q8_##isa(const float*, int64_t, int, int64_t, int8_t*, float*, int32_t*);   \
+  void gemv_q8_0_q8_##isa(const QuantizedRows&, int, const uint8_t*, float*);                    \
+  void gemv_q4_0_q8_##isa(const QuantizedRows&, int, const uint8_t*, float*);                    \
   void dequant_panel_f16_##isa(const uint8_t*, int64_t, int64_t, float*);                        \
   void dequant_panel_bf16_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
   void dequant_panel_q8_0_##isa(const uint8_t*, int64_t, int64_t, float*);                       \

@@ -104,9 +104,9 @@ void interleave(const T* const* rows, int n_rows, int64_t count, T* d) {
 }
 
 // A panel of a Q8_0/Q4_0 matrix: per block of 32 k, the rows' fp16 scales, then their codes
-// (kCodeBytes per row: 32 int8, or 16 bytes of two 4-bit codes) interleaved byte-wise. A
-// block is at most 544 bytes, so row at a time is fine here, and the constant code length
-// lets the compiler unroll it.
+// (kCodeBytes per row: 32 int8, or 16 bytes of two 4-bit codes) in groups of 4 bytes per row
+// (matmul_kernels.h). A block is at most 544 bytes, so row at a time is fine here, and the
+// constant code length lets the compiler unroll it.
 template <int kCodeBytes, size_t kBlockBytes>
 void pack_q_panel(const uint8_t* const* rows, int nr, const uint16_t* scales, int64_t nb,
                   uint8_t* dst) {
@@ -115,7 +115,8 @@ void pack_q_panel(const uint8_t* const* rows, int nr, const uint16_t* scales, in
     for (int r = 0; r < nr; ++r) {
       std::memcpy(blk + 2 * r, &scales[r * nb + b], 2);
       const uint8_t* src = rows[r] + b * kCodeBytes;
-      for (int i = 0; i < kCodeBytes; ++i) blk[32 + i * kPanelRows + r] = src[i];
+      for (int g = 0; g < kCodeBytes / 4; ++g)
+        std::memcpy(blk + 32 + (g * kPanelRows + r) * 4, src + 4 * g, 4);
     }
   }
 }

@@ -29,18 +29,18 @@ GatedXattn::GatedXattn(const io::XattnConfig& spec, int64_t dim, int64_t visual_
     attn_norm_b_ = w.floats(p + "attn_norm.bias", d);
     ff_norm_b_ = w.floats(p + "ff_norm.bias", d);
   }
-  q_ = Linear(w, p + "attn.q_proj.weight", inner, d);
+  q_ = Linear(w, p + "attn.q_proj.weight", inner, d, kDecodeInt8);
   k_ = Linear(w, p + "attn.k_proj.weight", inner, visual_dim);
   v_ = Linear(w, p + "attn.v_proj.weight", inner, visual_dim);
-  o_ = Linear(w, p + "attn.o_proj.weight", d, inner);
+  o_ = Linear(w, p + "attn.o_proj.weight", d, inner, kDecodeInt8);
   if (spec.qk_norm) {
     q_norm_ = w.floats(p + "attn.q_norm.weight", spec.head_dim);
     k_norm_ = w.floats(p + "attn.k_norm.weight", spec.head_dim);
   }
   if (spec.ffn == io::XattnFfn::kSwiglu)
-    gate_ = Linear(w, p + "mlp.gate_proj.weight", spec.ff_dim, d);
-  up_ = Linear(w, p + "mlp.up_proj.weight", spec.ff_dim, d);
-  down_ = Linear(w, p + "mlp.down_proj.weight", d, spec.ff_dim);
+    gate_ = Linear(w, p + "mlp.gate_proj.weight", spec.ff_dim, d, kDecodeInt8);
+  up_ = Linear(w, p + "mlp.up_proj.weight", spec.ff_dim, d, kDecodeInt8);
+  down_ = Linear(w, p + "mlp.down_proj.weight", d, spec.ff_dim, kDecodeInt8);
 }
 
 void GatedXattn::norm(const std::vector<float>& w, const std::vector<float>& b, const float* x,

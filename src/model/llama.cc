@@ -55,18 +55,18 @@ Llama::Llama(const io::LmConfig& spec, WeightSource& w)
     Layer l;
     l.attn_norm = w.floats(p + "input_layernorm.weight", d);
     l.ffn_norm = w.floats(p + "post_attention_layernorm.weight", d);
-    l.q = Linear(w, p + "self_attn.q_proj.weight", qd, d);
-    l.k = Linear(w, p + "self_attn.k_proj.weight", kvd, d);
-    l.v = Linear(w, p + "self_attn.v_proj.weight", kvd, d);
-    l.o = Linear(w, p + "self_attn.o_proj.weight", d, qd);
-    l.gate = Linear(w, p + "mlp.gate_proj.weight", spec.ffn_dim, d);
-    l.up = Linear(w, p + "mlp.up_proj.weight", spec.ffn_dim, d);
-    l.down = Linear(w, p + "mlp.down_proj.weight", d, spec.ffn_dim);
+    l.q = Linear(w, p + "self_attn.q_proj.weight", qd, d, kDecodeInt8);
+    l.k = Linear(w, p + "self_attn.k_proj.weight", kvd, d, kDecodeInt8);
+    l.v = Linear(w, p + "self_attn.v_proj.weight", kvd, d, kDecodeInt8);
+    l.o = Linear(w, p + "self_attn.o_proj.weight", d, qd, kDecodeInt8);
+    l.gate = Linear(w, p + "mlp.gate_proj.weight", spec.ffn_dim, d, kDecodeInt8);
+    l.up = Linear(w, p + "mlp.up_proj.weight", spec.ffn_dim, d, kDecodeInt8);
+    l.down = Linear(w, p + "mlp.down_proj.weight", d, spec.ffn_dim, kDecodeInt8);
     layers_.push_back(std::move(l));
   }
   final_norm_ = w.floats("lm.norm.weight", d);
-  head_ = spec.tie_embeddings ? Linear(kernels::pack_matrix(embed_view_))
-                              : Linear(w, "lm.lm_head.weight", spec.vocab_size, d);
+  head_ = spec.tie_embeddings ? Linear(kernels::pack_matrix(embed_view_), kDecodeInt8)
+                              : Linear(w, "lm.lm_head.weight", spec.vocab_size, d, kDecodeInt8);
 }
 
 void Llama::embed(const int32_t* ids, int64_t n, float* h) const {

@@ -10,12 +10,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "flamingo/error.h"
 #include "kernels/cpu.h"
+#include "kernels/matmul_kernels.h"
 #include "kernels/matmul_packed.h"
 #include "support/matmul_reference.h"
 #include "support/test_util.h"
@@ -71,12 +75,13 @@ struct Case {
 };
 
 // Runs one matmul and checks it against the reference; returns the output (M × ldc).
-std::vector<float> check_case(WeightType type, const Case& cs, ThreadPool& pool, uint64_t seed,
-                              bool check_quantisation = false) {
+std::vector<float> check_case_once(WeightType type, const Case& cs, ThreadPool& pool, uint64_t seed,
+                                   bool check_quantisation, bool int8) {
   SCOPED_TRACE(::testing::Message()
                << weight_type_name(type) << " M=" << cs.m << " N=" << cs.n << " K=" << cs.k
                << " lda+" << cs.lda_pad << " ldc+" << cs.ldc_pad << (cs.bias ? " bias" : "")
-               << (cs.accumulate ? " accumulate" : "") << " isa=" << isa_name(active_isa()));
+               << (cs.accumulate ? " accumulate" : "") << (int8 ? " int8_activations" : "")
+               << " isa=" << isa_name(active_isa()));
   const int64_t lda = cs.k + cs.lda_pad, ldc = cs.n + cs.ldc_pad;
   const TestWeights w = make_weights(type, cs.n, cs.k, seed, cs.w_scale);
   const std::vector<float> a =
@@ -93,11 +98,16 @@ std::vector<float> check_case(WeightType type, const Case& cs, ThreadPool& pool,
   MatmulEpilogue ep;
   ep.bias = cs.bias ? bias.data() : nullptr;
   ep.accumulate = cs.accumulate;
+  ep.int8_activations = int8;
   matmul(a.data(), lda, cs.m, packed, c.data(), ldc, pool, ep);
   EXPECT_TRUE(c.intact()) << "write outside C";
 
+  // The quantised GEMV multiplies A rounded to 8 bits (matmul.h); the reference takes the same
+  // A, so the kernel itself must again add nothing beyond fp32 rounding.
+  const std::vector<float> a_used =
+      int8 && quantised(type) && cs.m < 8 ? testing::round_rows_q8(a.data(), lda, cs.m, cs.k) : a;
   const std::vector<float> ref =
-      reference_matmul(a.data(), lda, cs.m, w.dequantised.data(), cs.n, cs.k, ep.bias,
+      reference_matmul(a_used.data(), lda, cs.m, w.dequantised.data(), cs.n, cs.k, ep.bias,
                        cs.accumulate ? c0.data() : nullptr, ldc);
   // Compare only the M×N part; the padding columns must be untouched.
   std::vector<float> got, want;
@@ -124,6 +134,13 @@ std::vector<float> check_case(WeightType type, const Case& cs, ThreadPool& pool,
     EXPECT_LE(nmse(got.data(), want_orig.data(), got.size()), quantisation_bound(type));
   }
   return std::vector<float>(c.data(), c.data() + c.size());
+}
+
+// check_case_once, and for the quantised GEMV (M < 8) once more with int8 activations.
+std::vector<float> check_case(WeightType type, const Case& cs, ThreadPool& pool, uint64_t seed,
+                              bool check_quantisation = false) {
+  if (quantised(type) && cs.m < 8) check_case_once(type, cs, pool, seed, check_quantisation, true);
+  return check_case_once(type, cs, pool, seed, check_quantisation, false);
 }
 
 class MatmulTest : public ::testing::TestWithParam<std::tuple<Isa, WeightType>> {
@@ -231,12 +248,19 @@ TEST_P(MatmulTest, BitwiseIdenticalForAnyThreadCount) {
     const PackedMatrix packed = pack_matrix(w.view());
     const std::vector<float> a = random_floats(static_cast<size_t>(cs.m * cs.k), 8);
     std::vector<std::vector<float>> outs;
-    for (ThreadPool* pool : {&one, &two, &three}) {
-      outs.emplace_back(static_cast<size_t>(cs.m * cs.n));
-      matmul(a.data(), cs.k, cs.m, packed, outs.back().data(), cs.n, *pool);
+    for (bool int8 : {false, true}) {
+      MatmulEpilogue ep;
+      ep.int8_activations = int8;
+      outs.clear();
+      for (ThreadPool* pool : {&one, &two, &three}) {
+        outs.emplace_back(static_cast<size_t>(cs.m * cs.n));
+        matmul(a.data(), cs.k, cs.m, packed, outs.back().data(), cs.n, *pool, ep);
+      }
+      EXPECT_EQ(std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4), 0)
+          << "M=" << cs.m << " int8 " << int8;
+      EXPECT_EQ(std::memcmp(outs[0].data(), outs[2].data(), outs[0].size() * 4), 0)
+          << "M=" << cs.m << " int8 " << int8;
     }
-    EXPECT_EQ(std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4), 0) << "M=" << cs.m;
-    EXPECT_EQ(std::memcmp(outs[0].data(), outs[2].data(), outs[0].size() * 4), 0) << "M=" << cs.m;
   }
 }
 
@@ -260,16 +284,118 @@ TEST(MatmulAgreement, ScalarAndAvx2Agree) {
       const PackedMatrix packed = pack_matrix(w.view());
       const std::vector<float> a = random_floats(static_cast<size_t>(m * k), 12);
       std::vector<float> scalar(static_cast<size_t>(m * n)), avx2(scalar.size());
+      MatmulEpilogue ep;
+      ep.int8_activations = true;  // a no-op except for the quantised GEMV
       {
         IsaScope s(Isa::kScalar);
-        matmul(a.data(), k, m, packed, scalar.data(), n, pool);
+        matmul(a.data(), k, m, packed, scalar.data(), n, pool, ep);
       }
       {
         IsaScope s(Isa::kAvx2);
-        matmul(a.data(), k, m, packed, avx2.data(), n, pool);
+        matmul(a.data(), k, m, packed, avx2.data(), n, pool, ep);
       }
       EXPECT_LE(nmse(avx2.data(), scalar.data(), scalar.size()), 1e-12)
           << weight_type_name(type) << " M=" << m;
+      // The quantised GEMV does the same integer sums and the same fp32 operations per block.
+      if (quantised(type) && m < 8)
+        EXPECT_EQ(std::memcmp(avx2.data(), scalar.data(), scalar.size() * 4), 0)
+            << weight_type_name(type) << " M=" << m;
+    }
+  }
+}
+
+// quantize_rows_q8 (the A side of the quantised GEMV), both ISAs, on blocks built to hit its
+// edges: exact ties of the rounding, all-zero, tiny, huge, NaN and Inf blocks.
+struct RoundedRows {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> sum;
+};
+RoundedRows round_rows(detail::QuantizeRowsFn fn, const std::vector<float>& a, int m, int64_t k) {
+  RoundedRows r{std::vector<int8_t>(static_cast<size_t>(m * k)),
+                std::vector<float>(static_cast<size_t>(m * k / 32)),
+                std::vector<int32_t>(static_cast<size_t>(m * k / 32))};
+  fn(a.data(), k, m, k, r.q.data(), r.d.data(), r.sum.data());
+  return r;
+}
+
+TEST(QuantizeRowsQ8, EdgeBlocksOnBothIsas) {
+  constexpr int64_t k = 32 * 8;
+  std::vector<float> a = random_floats(static_cast<size_t>(2 * k), 31, -3.f, 3.f);
+  float* blk = a.data();
+  // Block 0: halfway cases, x·127/absmax = n + 0.5 exactly (absmax 127): ties to even.
+  for (int i = 0; i < 32; ++i) blk[i] = static_cast<float>(i % 2 ? i : -i) + 0.5f;
+  blk[31] = 127.f;
+  for (int i = 32; i < 64; ++i) blk[i] = 0.f;                   // block 1: zeros
+  for (int i = 64; i < 96; ++i) blk[i] = 1e-35f * (i - 80);     // block 2: below kQ8MinAbsMax
+  for (int i = 96; i < 128; ++i) blk[i] = 3e38f * (i % 3 - 1);  // block 3: huge
+  blk[140] = std::numeric_limits<float>::quiet_NaN();           // block 4: NaN
+  blk[170] = -std::numeric_limits<float>::infinity();           // block 5: Inf
+  for (detail::QuantizeRowsFn fn :
+       {detail::quantize_rows_q8_scalar, detail::quantize_rows_q8_avx2}) {
+    if (fn == detail::quantize_rows_q8_avx2 && !cpu_has_avx2()) continue;
+    const RoundedRows r = round_rows(fn, a, 2, k);
+    SCOPED_TRACE(fn == detail::quantize_rows_q8_scalar ? "scalar" : "avx2");
+    EXPECT_EQ(r.d[0], 1.f);
+    for (int i = 0; i < 31; ++i) {
+      const float want = std::nearbyint(blk[i]);  // the tie goes to the even neighbour
+      EXPECT_EQ(r.q[i], static_cast<int8_t>(want)) << "element " << i;
+      EXPECT_EQ(static_cast<int>(want) % 2, 0) << "element " << i;
+    }
+    EXPECT_EQ(r.q[31], 127);
+    EXPECT_EQ(r.d[1], 0.f);
+    EXPECT_EQ(r.d[2], 0.f);
+    EXPECT_EQ(r.sum[1] | r.sum[2], 0);
+    for (int i = 32; i < 96; ++i) EXPECT_EQ(r.q[i], 0) << "element " << i;
+    EXPECT_FLOAT_EQ(r.d[3], 3e38f / 127.f);
+    EXPECT_TRUE(std::isnan(r.d[4]));
+    EXPECT_TRUE(std::isnan(r.d[5]));
+    for (size_t b = 0; b < r.d.size(); ++b) {
+      int32_t s = 0;
+      int amax = 0;
+      for (int i = 0; i < 32; ++i) {
+        const int q = r.q[b * 32 + i];
+        s += q;
+        amax = std::max(amax, std::abs(q));
+        // Each element within half a step of its value (finite blocks that are not zeroed).
+        if (std::isfinite(r.d[b]) && r.d[b] > 0.f)
+          EXPECT_LE(std::fabs(a[b * 32 + i] - r.d[b] * q), 0.5001f * r.d[b])
+              << "element " << b * 32 + i;
+      }
+      EXPECT_EQ(r.sum[b], s) << "block " << b;
+      EXPECT_LE(amax, 127);
+      if (std::isfinite(r.d[b]) && r.d[b] > 0.f) EXPECT_EQ(amax, 127) << "block " << b;
+    }
+  }
+  if (cpu_has_avx2()) {
+    const RoundedRows s = round_rows(detail::quantize_rows_q8_scalar, a, 2, k);
+    const RoundedRows v = round_rows(detail::quantize_rows_q8_avx2, a, 2, k);
+    EXPECT_EQ(s.q, v.q);
+    EXPECT_EQ(s.sum, v.sum);
+    EXPECT_EQ(std::memcmp(s.d.data(), v.d.data(), s.d.size() * 4), 0);
+  }
+}
+
+TEST_P(MatmulTest, NonFiniteActivationsGiveNaN) {
+  // Like fp32 arithmetic, a NaN or Inf in A makes the affected outputs NaN (for the quantised
+  // GEMV too, although integers cannot hold one); the other rows stay finite.
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
+  const int64_t n = 40, k = 96;
+  const TestWeights w = make_weights(type(), n, k, 51);
+  const PackedMatrix packed = pack_matrix(w.view());
+  for (int64_t m : {1, 3, 9}) {
+    std::vector<float> a = random_floats(static_cast<size_t>(m * k), 52);
+    a[static_cast<size_t>(k + 40) % a.size()] = std::numeric_limits<float>::quiet_NaN();
+    for (bool int8 : {false, true}) {
+      std::vector<float> c(static_cast<size_t>(m * n));
+      MatmulEpilogue ep;
+      ep.int8_activations = int8;
+      matmul(a.data(), k, m, packed, c.data(), n, pool, ep);
+      const int64_t bad_row = m == 1 ? 0 : 1;
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t j = 0; j < n; ++j)
+          EXPECT_EQ(std::isnan(c[r * n + j]), r == bad_row)
+              << "M=" << m << " int8 " << int8 << " row " << r << " col " << j;
     }
   }
 }

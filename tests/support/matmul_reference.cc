@@ -1,5 +1,7 @@
 #include "support/matmul_reference.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "support/test_util.h"
@@ -56,6 +58,20 @@ TestWeights make_weights(WeightType type, int64_t n, int64_t k, uint64_t seed, f
   const kernels::WeightView v = w.view();
   for (int64_t r = 0; r < n; ++r) kernels::dequantize_row(v, r, &w.dequantised[r * k]);
   return w;
+}
+
+std::vector<float> round_rows_q8(const float* a, int64_t lda, int64_t m, int64_t k) {
+  std::vector<float> out(a, a + (m - 1) * lda + k);
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t b0 = 0; b0 < k; b0 += 32) {
+      float* x = out.data() + r * lda + b0;
+      float amax = 0.f;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+      const float d = amax / 127.f, inv = 127.f / amax;
+      for (int i = 0; i < 32; ++i) x[i] = amax == 0.f ? 0.f : d * std::nearbyint(x[i] * inv);
+    }
+  }
+  return out;
 }
 
 std::vector<float> reference_matmul(const float* a, int64_t lda, int64_t m, const float* w,
