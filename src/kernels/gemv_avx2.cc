@@ -173,11 +173,14 @@ inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// The hardware prefetchers alone left the quantised GEMV stalling on DRAM between its compute
-// (one thread read 6.0 G weights/s of q8_0 from DRAM against 12 from L2: the two costs added
-// up instead of overlapping). Prefetching the block kPrefetchBlocks ahead fixed that; 2, 8 and
-// 16 blocks were slower (2048×2048, 1 thread, 2026-12-04).
-constexpr int64_t kPrefetchBlocks = 32;
+// The hardware prefetchers alone leave the quantised GEMV stalling on DRAM between its compute
+// (one thread read 6.0 G weights/s of q8_0 from DRAM against 12 from L2 with the earlier fp32
+// kernels: the two costs added up instead of overlapping). The integer kernels run twice as
+// fast from cache, so they prefetch further ahead, into L2: 16 blocks (4.5-8.5 KiB) with the
+// T1 hint. Sweep on 2026-12-04 (GEMV from DRAM, the four shapes of the benchmark, medians of 3,
+// ranges over shapes): 4 blocks into L1 gave q4_0 9.3-10.8 GB/s on one thread and 17.1-20.5 on
+// two, 16 into L2 10.8-12.3 and 19.8-21.3; 32 was no better and less even (13.6-20.2 on two).
+constexpr int64_t kPrefetchBlocks = 16;
 
 // Integer dot products of MR rows of quantised A with one block of a panel: is[r][h] holds
 // Σ_k q_a[r][k]·code[j][k] for the 8 columns j of half h, each in its 32-bit lane (the packed
