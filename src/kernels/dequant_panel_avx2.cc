@@ -37,8 +37,10 @@ inline __m256i byte_i8(__m256i x) {
 // The 4 k of code group g (cols 0-7 in x0, 8-15 in x1) scaled into rows 4g..4g+3 of out.
 template <int I = 0>
 inline void store_q8_group(__m256i x0, __m256i x1, __m256 d0, __m256 d1, float* out) {
-  _mm256_storeu_ps(out + I * kPanelRows, _mm256_mul_ps(_mm256_cvtepi32_ps(byte_i8<I>(x0)), d0));
-  _mm256_storeu_ps(out + I * kPanelRows + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(byte_i8<I>(x1)), d1));
+  _mm256_storeu_ps(out + int64_t{I} * kPanelRows,
+                   _mm256_mul_ps(_mm256_cvtepi32_ps(byte_i8<I>(x0)), d0));
+  _mm256_storeu_ps(out + int64_t{I} * kPanelRows + 8,
+                   _mm256_mul_ps(_mm256_cvtepi32_ps(byte_i8<I>(x1)), d1));
   if constexpr (I < 3) store_q8_group<I + 1>(x0, x1, d0, d1, out);
 }
 
@@ -51,10 +53,10 @@ inline __m256 nibble_ps(__m256i x, __m256 d) {
 
 template <int I = 0>
 inline void store_q4_group(__m256i x0, __m256i x1, __m256 d0, __m256 d1, float* lo, float* hi) {
-  _mm256_storeu_ps(lo + I * kPanelRows, nibble_ps<8 * I>(x0, d0));
-  _mm256_storeu_ps(lo + I * kPanelRows + 8, nibble_ps<8 * I>(x1, d1));
-  _mm256_storeu_ps(hi + I * kPanelRows, nibble_ps<8 * I + 4>(x0, d0));
-  _mm256_storeu_ps(hi + I * kPanelRows + 8, nibble_ps<8 * I + 4>(x1, d1));
+  _mm256_storeu_ps(lo + int64_t{I} * kPanelRows, nibble_ps<8 * I>(x0, d0));
+  _mm256_storeu_ps(lo + int64_t{I} * kPanelRows + 8, nibble_ps<8 * I>(x1, d1));
+  _mm256_storeu_ps(hi + int64_t{I} * kPanelRows, nibble_ps<8 * I + 4>(x0, d0));
+  _mm256_storeu_ps(hi + int64_t{I} * kPanelRows + 8, nibble_ps<8 * I + 4>(x1, d1));
   if constexpr (I < 3) store_q4_group<I + 1>(x0, x1, d0, d1, lo, hi);
 }
 
@@ -70,10 +72,10 @@ void dequant_panel_q8_0_avx2(const uint8_t* panel, int64_t k0, int64_t kc, float
     const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
     const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
     const uint8_t* q = blk + 32;
-    for (int g = 0; g < kQBlock / 4; ++g)
+    for (int64_t g = 0; g < kQBlock / 4; ++g)
       store_q8_group(load256(q + g * 64), load256(q + g * 64 + 32), d0, d1,
                      out + 4 * g * kPanelRows);
-    out += kQBlock * kPanelRows;
+    out += int64_t{kQBlock} * kPanelRows;
   }
 }
 
@@ -83,10 +85,10 @@ void dequant_panel_q4_0_avx2(const uint8_t* panel, int64_t k0, int64_t kc, float
     const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
     const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)));
     const uint8_t* q = blk + 32;
-    for (int g = 0; g < kQBlock / 8; ++g)
+    for (int64_t g = 0; g < kQBlock / 8; ++g)
       store_q4_group(load256(q + g * 64), load256(q + g * 64 + 32), d0, d1,
                      out + 4 * g * kPanelRows, out + (4 * g + kQBlock / 2) * kPanelRows);
-    out += kQBlock * kPanelRows;
+    out += int64_t{kQBlock} * kPanelRows;
   }
 }
 

@@ -24,10 +24,13 @@ void dequant_panel_q8_0_scalar(const uint8_t* panel, int64_t k0, int64_t kc, flo
     float d[kPanelRows];
     for (int j = 0; j < kPanelRows; ++j) d[j] = fp16_to_fp32(sh[j]);
     const int8_t* q = reinterpret_cast<const int8_t*>(blk + sizeof sh);
-    for (int kk = 0; kk < kQBlock; ++kk)
-      for (int j = 0; j < kPanelRows; ++j)
-        out[kk * kPanelRows + j] = d[j] * q[(kk / 4 * kPanelRows + j) * 4 + kk % 4];
-    out += kQBlock * kPanelRows;
+    for (int64_t kk = 0; kk < kQBlock; ++kk) {
+      for (int j = 0; j < kPanelRows; ++j) {
+        const int64_t at = (kk / 4 * kPanelRows + j) * 4 + kk % 4;
+        out[kk * kPanelRows + j] = d[j] * static_cast<float>(q[at]);
+      }
+    }
+    out += int64_t{kQBlock} * kPanelRows;
   }
 }
 
@@ -39,14 +42,14 @@ void dequant_panel_q4_0_scalar(const uint8_t* panel, int64_t k0, int64_t kc, flo
     float d[kPanelRows];
     for (int j = 0; j < kPanelRows; ++j) d[j] = fp16_to_fp32(sh[j]);
     const uint8_t* q = blk + sizeof sh;
-    for (int kk = 0; kk < kQBlock / 2; ++kk) {
+    for (int64_t kk = 0; kk < kQBlock / 2; ++kk) {
       for (int j = 0; j < kPanelRows; ++j) {
         const uint8_t byte = q[(kk / 4 * kPanelRows + j) * 4 + kk % 4];
         out[kk * kPanelRows + j] = d[j] * static_cast<float>((byte & 15) - 8);
         out[(kk + kQBlock / 2) * kPanelRows + j] = d[j] * static_cast<float>((byte >> 4) - 8);
       }
     }
-    out += kQBlock * kPanelRows;
+    out += int64_t{kQBlock} * kPanelRows;
   }
 }
 

@@ -200,7 +200,7 @@ inline void block_dots(const int8_t* const* aq, const uint8_t* q, __m256i (&is)[
     __m256i s16[MR][2];
     for (int r = 0; r < MR; ++r) s16[r][0] = s16[r][1] = _mm256_setzero_si256();
 #pragma GCC unroll 4
-    for (int g = 0; g < kQBlock / 8; ++g) {
+    for (int64_t g = 0; g < kQBlock / 8; ++g) {
       const __m256i x[2] = {load256(q + g * 64), load256(q + g * 64 + 32)};
       const __m256i lo[2] = {_mm256_and_si256(x[0], m15), _mm256_and_si256(x[1], m15)};
       const __m256i hi[2] = {_mm256_and_si256(_mm256_srli_epi16(x[0], 4), m15),
@@ -218,7 +218,7 @@ inline void block_dots(const int8_t* const* aq, const uint8_t* q, __m256i (&is)[
   } else {
     for (int r = 0; r < MR; ++r) is[r][0] = is[r][1] = _mm256_setzero_si256();
 #pragma GCC unroll 4
-    for (int g = 0; g < kQBlock / 4; ++g) {
+    for (int64_t g = 0; g < kQBlock / 4; ++g) {
       const __m256i w[2] = {load256(q + g * 64), load256(q + g * 64 + 32)};
       const __m256i u[2] = {_mm256_abs_epi8(w[0]), _mm256_abs_epi8(w[1])};
       for (int r = 0; r < MR; ++r) {
@@ -256,8 +256,8 @@ void quant_rows(const QuantizedRows& a, int r0, const uint8_t* panel, int64_t b0
       const int64_t ab = (r0 + r) * nb + b;
       const __m256 da = _mm256_set1_ps(a.d[ab]);
       const __m256i off = _mm256_set1_epi32(Q4 ? 8 * a.sum[ab] : 0);
-      float* o = out + (r0 + r) * kPanelRows;
-      for (int h = 0; h < 2; ++h) {
+      float* o = out + int64_t{r0 + r} * kPanelRows;
+      for (int64_t h = 0; h < 2; ++h) {
         const __m256 dot = _mm256_cvtepi32_ps(_mm256_sub_epi32(is[r][h], off));
         _mm256_storeu_ps(
             o + 8 * h, _mm256_fmadd_ps(dot, _mm256_mul_ps(dw[h], da), _mm256_loadu_ps(o + 8 * h)));
@@ -330,7 +330,7 @@ void quantize_rows_q8_avx2(const float* a, int64_t lda, int m, int64_t k, int8_t
         db = amax / 127.f;
         const __m256 id = _mm256_set1_ps(127.f / amax);
         __m256i v[4];
-        for (int i = 0; i < 4; ++i)
+        for (int64_t i = 0; i < 4; ++i)
           v[i] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), id));
         // |v| ≤ 127 already (x·127/absmax, rounded); packing keeps each lane's order after
         // the permute that undoes the per-128-bit interleave of packs.

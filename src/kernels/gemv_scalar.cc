@@ -33,7 +33,7 @@ void gemv_generic(const float* a, int64_t lda, int m, const uint8_t* panel, int6
         for (int j = 0; j < kPanelRows; ++j) acc[r][j] += ar[kk] * w[kk * kPanelRows + j];
     }
   }
-  for (int r = 0; r < m; ++r) std::memcpy(out + r * kPanelRows, acc[r], sizeof acc[r]);
+  for (int r = 0; r < m; ++r) std::memcpy(out + int64_t{r} * kPanelRows, acc[r], sizeof acc[r]);
 }
 
 }  // namespace

@@ -113,9 +113,9 @@ void pack_q_panel(const uint8_t* const* rows, int nr, const uint16_t* scales, in
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* blk = dst + static_cast<size_t>(b) * kBlockBytes;
     for (int r = 0; r < nr; ++r) {
-      std::memcpy(blk + 2 * r, &scales[r * nb + b], 2);
+      std::memcpy(blk + 2 * static_cast<size_t>(r), &scales[r * nb + b], 2);
       const uint8_t* src = rows[r] + b * kCodeBytes;
-      for (int g = 0; g < kCodeBytes / 4; ++g)
+      for (int64_t g = 0; g < kCodeBytes / 4; ++g)
         std::memcpy(blk + 32 + (g * kPanelRows + r) * 4, src + 4 * g, 4);
     }
   }

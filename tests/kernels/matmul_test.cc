@@ -320,7 +320,7 @@ RoundedRows round_rows(detail::QuantizeRowsFn fn, const std::vector<float>& a, i
 }
 
 TEST(QuantizeRowsQ8, EdgeBlocksOnBothIsas) {
-  constexpr int64_t k = 32 * 8;
+  constexpr int64_t k = int64_t{32} * 8;
   std::vector<float> a = random_floats(static_cast<size_t>(2 * k), 31, -3.f, 3.f);
   float* blk = a.data();
   // Block 0: halfway cases, x·127/absmax = n + 0.5 exactly (absmax 127): ties to even.
@@ -354,6 +354,7 @@ TEST(QuantizeRowsQ8, EdgeBlocksOnBothIsas) {
       int32_t s = 0;
       int amax = 0;
       for (int i = 0; i < 32; ++i) {
+        // NOLINTNEXTLINE(bugprone-signed-char-misuse): the codes are signed, -127..127
         const int q = r.q[b * 32 + i];
         s += q;
         amax = std::max(amax, std::abs(q));
