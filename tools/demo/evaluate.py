@@ -196,6 +196,7 @@ def score_caption(text: str, truth: list[scenes.Obj]) -> dict[str, float]:
 
 def summarise(jobs, outputs, caps):
     cap_scores = {a: [] for a in ATTRS + ("exact", "parsed")}
+    exact_by_n = {}       # objects in the scene -> exact-match scores (where captions fail)
     few = {(t, k): [] for t in QUESTION_TASKS for k in SHOTS}
     zero_shot_caption = {t: [] for t in QUESTION_TASKS}
     for (key, _, sc_list), (text, _) in zip(jobs, outputs):
@@ -203,12 +204,16 @@ def summarise(jobs, outputs, caps):
         if task == "caption":
             for a, v in score_caption(text, caps[i].objects).items():
                 cap_scores[a].append(v)
+            exact_by_n.setdefault(len(caps[i].objects), []).append(
+                float(text.strip() == caps[i].caption()))
         else:
             few[(task, k)].append(float(text.strip() == sc_list[-1].answer(task)))
             if k == 0:
                 zero_shot_caption[task].append(float(scenes.parse_caption(text.strip()) is not None))
     return {
         "caption": {a: float(np.mean(v)) for a, v in cap_scores.items()},
+        "caption_exact_by_objects": {str(n): [float(np.mean(v)), len(v)]
+                                     for n, v in sorted(exact_by_n.items())},
         "fewshot": {f"{t}/{k}": float(np.mean(v)) for (t, k), v in few.items()},
         "zero_shot_answers_with_caption": {t: float(np.mean(v)) for t, v in zero_shot_caption.items()},
     }
@@ -225,6 +230,9 @@ def markdown(result) -> str:
                   "| colour | shape | size | position | count | whole caption exact | parsable |",
                   "|---|---|---|---|---|---|---|",
                   "| " + " | ".join(f"{100 * c[a]:.1f} %" for a in ATTRS + ("exact", "parsed")) + " |", "",
+                  "Whole caption exact by objects in the scene: " + ", ".join(
+                      f"{n}: {100 * v[0]:.1f} % of {v[1]}"
+                      for n, v in r.get("caption_exact_by_objects", {}).items()), "",
                   f"**{name}** — question tasks ({result['n_fewshot']} held-out queries each), exact-match "
                   "accuracy by number of examples in the prompt:", "",
                   "| task | 0 | 1 | 2 | 4 |", "|---|---|---|---|---|"]
