@@ -95,6 +95,8 @@ void gemv_quant(const QuantizedRows& a, int m, const uint8_t* panel, float* out)
     const uint8_t* blk = panel + b * kBlockBytes;
     uint16_t sh[kPanelRows];
     std::memcpy(sh, blk, sizeof sh);
+    float dw[kPanelRows];
+    for (int j = 0; j < kPanelRows; ++j) dw[j] = fp16_to_fp32(sh[j]);
     const uint8_t* q = blk + sizeof sh;
     for (int r = 0; r < m; ++r) {
       const int8_t* qa = a.q + r * a.k + b * kQBlock;
@@ -111,8 +113,8 @@ void gemv_quant(const QuantizedRows& a, int m, const uint8_t* panel, float* out)
         }
         if constexpr (Q4) dot -= 8 * a.sum[ab];
         // The AVX2 kernel's operations in its order: fma(dot, d_w·d_a, acc).
-        out[r * kPanelRows + j] = std::fma(static_cast<float>(dot), fp16_to_fp32(sh[j]) * a.d[ab],
-                                           out[r * kPanelRows + j]);
+        out[r * kPanelRows + j] =
+            std::fma(static_cast<float>(dot), dw[j] * a.d[ab], out[r * kPanelRows + j]);
       }
     }
   }
