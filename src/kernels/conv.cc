@@ -258,16 +258,12 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
             }
             const int64_t n0 = panel * kPanelRows;
             const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, cout - n0));
-            // As in matmul.cc: the first row tile prefetches the next f32 weight sub-panel.
-            const float* next =
-                !dequant && panel + 1 < w.num_panels
-                    ? reinterpret_cast<const float*>(w.panel(panel + 1)) + k0 * kPanelRows
-                    : nullptr;
+            const NextWeights next = next_weights(w, panel, 0, w.num_panels, k0, kc, kKc);
             const float* ap = s.a_packed.data();
             for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
               const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
               gemm(mr, kc, ap, b, c_base + r0 * p.out_c + n0, p.out_c, nr, k0 > 0,
-                   r0 == 0 ? next : nullptr);
+                   next.slice(r0 / kGemmMr));
               ap += kc * mr;
             }
           }

@@ -1,5 +1,7 @@
 #include "kernels/cpu.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -51,5 +53,13 @@ void set_isa(Isa isa) {
 }
 
 const char* isa_name(Isa isa) { return isa == Isa::kAvx2 ? "avx2+fma+f16c" : "scalar"; }
+
+long l1d_cache_bytes() {
+  static const long bytes = [] {
+    const long v = ::sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    return v > 0 ? v : 32 * 1024L;
+  }();
+  return bytes;
+}
 
 }  // namespace flamingo::kernels

@@ -16,5 +16,7 @@ bool cpu_has_avx2();
 // Forces a path for the whole process (affects calls that start afterwards).
 void set_isa(Isa isa);
 const char* isa_name(Isa isa);
+// The per-core L1 data cache in bytes as the OS reports it; 32 KiB when it does not say.
+long l1d_cache_bytes();
 
 }  // namespace flamingo::kernels

@@ -72,15 +72,42 @@ void gemm_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
   store_tile<MR>(acc, c, ldc, nr, add);
 }
 
+// One k of the 6-row tile: ymm0/1 take the 16 weights at byte offset B of %[b], ymm2/3 in
+// turn the six A values from byte offset A of %[a], and ymm4..15 accumulate.
+// clang-format off
+#define FLAMINGO_F32_6X16_K(B, B8, A0, A1, A2, A3, A4, A5)                                   \
+  "vmovups " #B "(%[b]), %%ymm0\n\t"                                                          \
+  "vmovups " #B8 "(%[b]), %%ymm1\n\t"                                                         \
+  "vbroadcastss " #A0 "(%[a]), %%ymm2\n\t"                                                    \
+  "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"                                                    \
+  "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"                                                    \
+  "vbroadcastss " #A1 "(%[a]), %%ymm3\n\t"                                                    \
+  "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"                                                    \
+  "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"                                                    \
+  "vbroadcastss " #A2 "(%[a]), %%ymm2\n\t"                                                    \
+  "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"                                                    \
+  "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"                                                    \
+  "vbroadcastss " #A3 "(%[a]), %%ymm3\n\t"                                                    \
+  "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"                                                   \
+  "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"                                                   \
+  "vbroadcastss " #A4 "(%[a]), %%ymm2\n\t"                                                    \
+  "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"                                                   \
+  "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"                                                   \
+  "vbroadcastss " #A5 "(%[a]), %%ymm3\n\t"                                                    \
+  "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"                                                   \
+  "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+// clang-format on
+
 // The full 6-row tile. Its k loop is written in assembly: from intrinsics GCC spilled one of
 // the 12 accumulators to the stack, which put a store-to-load round trip on a dependency chain
-// and cost about a third of the throughput. ymm4..15 accumulate, ymm0/1 hold the 16 weights of
-// one k, ymm2/3 the broadcast A values; each k also prefetches one 64-byte line at pf (the next
-// weight sub-panel, or the weights just read when there is none).
+// and cost about a third of the throughput. The loop takes 4 k per pass: the pointer updates
+// and the loop branch then cost 4 integer µops per 48 FMAs, and each pass prefetches one line
+// at pf (the dispatcher's slice of the next weights; the weights just read when there is none).
 void gemm_tile6(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int nr, bool add,
-                const float* prefetch) {
+                const void* prefetch) {
   alignas(32) float acc[6][2][8];
-  const float* pf = prefetch ? prefetch : b;
+  const void* pf = prefetch ? prefetch : b;
+  int64_t passes = kc / 4, rest = kc % 4;
   // The C tile is read (or written) only after the k loop; asking for its lines now hides the
   // cache misses a large C (bigger than L2) would otherwise cost at every tile.
   for (int r = 0; r < 6; ++r) {
@@ -100,35 +127,28 @@ void gemm_tile6(int64_t kc, const float* a, const float* b, float* c, int64_t ld
       "vxorps %%xmm13, %%xmm13, %%xmm13\n\t"
       "vxorps %%xmm14, %%xmm14, %%xmm14\n\t"
       "vxorps %%xmm15, %%xmm15, %%xmm15\n\t"
-      "test %[kc], %[kc]\n\t"
-      "jle 2f\n\t"
+      "test %[passes], %[passes]\n\t"
+      "jz 3f\n\t"
       "1:\n\t"
-      "vmovups (%[b]), %%ymm0\n\t"
-      "vmovups 32(%[b]), %%ymm1\n\t"
       "prefetcht0 (%[pf])\n\t"
-      "vbroadcastss (%[a]), %%ymm2\n\t"
-      "vfmadd231ps %%ymm0, %%ymm2, %%ymm4\n\t"
-      "vfmadd231ps %%ymm1, %%ymm2, %%ymm5\n\t"
-      "vbroadcastss 4(%[a]), %%ymm3\n\t"
-      "vfmadd231ps %%ymm0, %%ymm3, %%ymm6\n\t"
-      "vfmadd231ps %%ymm1, %%ymm3, %%ymm7\n\t"
-      "vbroadcastss 8(%[a]), %%ymm2\n\t"
-      "vfmadd231ps %%ymm0, %%ymm2, %%ymm8\n\t"
-      "vfmadd231ps %%ymm1, %%ymm2, %%ymm9\n\t"
-      "vbroadcastss 12(%[a]), %%ymm3\n\t"
-      "vfmadd231ps %%ymm0, %%ymm3, %%ymm10\n\t"
-      "vfmadd231ps %%ymm1, %%ymm3, %%ymm11\n\t"
-      "vbroadcastss 16(%[a]), %%ymm2\n\t"
-      "vfmadd231ps %%ymm0, %%ymm2, %%ymm12\n\t"
-      "vfmadd231ps %%ymm1, %%ymm2, %%ymm13\n\t"
-      "vbroadcastss 20(%[a]), %%ymm3\n\t"
-      "vfmadd231ps %%ymm0, %%ymm3, %%ymm14\n\t"
-      "vfmadd231ps %%ymm1, %%ymm3, %%ymm15\n\t"
+      FLAMINGO_F32_6X16_K(0, 32, 0, 4, 8, 12, 16, 20)
+      FLAMINGO_F32_6X16_K(64, 96, 24, 28, 32, 36, 40, 44)
+      FLAMINGO_F32_6X16_K(128, 160, 48, 52, 56, 60, 64, 68)
+      FLAMINGO_F32_6X16_K(192, 224, 72, 76, 80, 84, 88, 92)
+      "add $96, %[a]\n\t"
+      "add $256, %[b]\n\t"
+      "add $64, %[pf]\n\t"
+      "dec %[passes]\n\t"
+      "jnz 1b\n\t"
+      "3:\n\t"
+      "test %[rest], %[rest]\n\t"
+      "jz 2f\n\t"
+      "4:\n\t"
+      FLAMINGO_F32_6X16_K(0, 32, 0, 4, 8, 12, 16, 20)
       "add $24, %[a]\n\t"
       "add $64, %[b]\n\t"
-      "add $64, %[pf]\n\t"
-      "dec %[kc]\n\t"
-      "jnz 1b\n\t"
+      "dec %[rest]\n\t"
+      "jnz 4b\n\t"
       "2:\n\t"
       "vmovaps %%ymm4, (%[acc])\n\t"
       "vmovaps %%ymm5, 32(%[acc])\n\t"
@@ -142,10 +162,11 @@ void gemm_tile6(int64_t kc, const float* a, const float* b, float* c, int64_t ld
       "vmovaps %%ymm13, 288(%[acc])\n\t"
       "vmovaps %%ymm14, 320(%[acc])\n\t"
       "vmovaps %%ymm15, 352(%[acc])\n\t"
-      : [kc] "+r"(kc), [a] "+r"(a), [b] "+r"(b), [pf] "+r"(pf)
+      : [passes] "+r"(passes), [rest] "+r"(rest), [a] "+r"(a), [b] "+r"(b), [pf] "+r"(pf)
       : [acc] "r"(&acc[0][0][0])
       : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
         "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
+#undef FLAMINGO_F32_6X16_K
   __m256 v[6][2];
   for (int r = 0; r < 6; ++r) {
     v[r][0] = _mm256_load_ps(acc[r][0]);
@@ -157,7 +178,7 @@ void gemm_tile6(int64_t kc, const float* a, const float* b, float* c, int64_t ld
 }  // namespace
 
 void f32_gemm_6x16_avx2(int mr, int64_t kc, const float* a_packed, const float* b, float* c,
-                        int64_t ldc, int nr, bool add, const float* prefetch) {
+                        int64_t ldc, int nr, bool add, const void* prefetch) {
   switch (mr) {
     case 1:
       return gemm_tile<1>(kc, a_packed, b, c, ldc, nr, add);

@@ -5,7 +5,7 @@ namespace flamingo::kernels::detail {
 
 void f32_gemm_6x16_scalar(int mr, int64_t kc, const float* a_packed, const float* b, float* c,
                           int64_t ldc, int nr, bool add,
-                          const float* /*prefetch: no portable hint*/) {
+                          const void* /*prefetch: no portable hint*/) {
   float acc[kGemmMr][kPanelRows] = {};
   for (int64_t kk = 0; kk < kc; ++kk) {
     const float* bk = b + kk * kPanelRows;

@@ -45,14 +45,20 @@ const KernelSet kAvx2 = {
 
 // Below this many rows of A, streaming the weights once (GEMV) beats packing A for the GEMM.
 constexpr int64_t kGemmMinRows = 8;
-// GEMM cache blocking (per core: 32 KiB L1d, 512 KiB L2). A kc×16 weight sub-panel (16 KiB)
-// stays in L1 while every row tile of the mc×kc packed A block (96 KiB) streams from L2.
-constexpr int64_t kKc = 256;
+// GEMM cache blocking: a kc×16 weight sub-panel (kc·64 bytes in fp32) stays in L1 while every
+// row tile of the mc×kc packed A block streams from L2. kc = 512 halves the per-call overhead
+// of the micro-kernel (3-5 % at M = 64) where its 32 KiB sub-panel fits beside an A tile, that
+// is with an L1d of 48 KiB or more; 256 (16 KiB) otherwise. The choice depends on the machine
+// only, so results stay the same for any thread count. Both are multiples of kQBlock.
 constexpr int64_t kMc = 192;
+int64_t gemm_kc() {
+  static const int64_t kc = l1d_cache_bytes() >= 48 * 1024L ? 512 : 256;
+  return kc;
+}
 // Floats of packed A per chunk of rows (8 MiB): A is packed once per chunk and shared by
 // every task of it.
 constexpr int64_t kPackedFloats = int64_t{1} << 21;
-static_assert(kKc % detail::kQBlock == 0 && kMc % kGemmMr == 0);
+static_assert(kMc % kGemmMr == 0);
 
 // Scratch buffers of the calling thread, reused across calls.
 struct Scratch {
@@ -140,7 +146,8 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
   Scratch& caller = scratch();
   caller.a_packed.resize(static_cast<size_t>(std::min(m, chunk_rows) * w.k));
   float* const a_packed = caller.a_packed.data();
-  const int64_t k_blocks = (w.k + kKc - 1) / kKc;
+  const int64_t kc_block = gemm_kc();
+  const int64_t k_blocks = (w.k + kc_block - 1) / kc_block;
   for (int64_t c0 = 0; c0 < m; c0 += chunk_rows) {
     const int64_t crows = std::min(chunk_rows, m - c0);
     const float* a_chunk = a + c0 * lda;
@@ -148,8 +155,8 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
     pool.parallel_for(
         k_blocks,
         [&](int64_t kb) {
-          const int64_t k0 = kb * kKc;
-          pack_a(a_chunk, lda, crows, k0, std::min(kKc, w.k - k0), a_packed + k0 * crows);
+          const int64_t k0 = kb * kc_block;
+          pack_a(a_chunk, lda, crows, k0, std::min(kc_block, w.k - k0), a_packed + k0 * crows);
         },
         detail::stream_ns(8.0 * static_cast<double>(crows * w.k)));
     const int64_t m_blocks = (crows + kMc - 1) / kMc;
@@ -165,9 +172,9 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
           const int64_t p0 = nb * panels_per_block,
                         p1 = std::min(w.num_panels, p0 + panels_per_block);
           std::vector<float>& b_panel = scratch().b_panel;
-          if (dequant) b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
-          for (int64_t k0 = 0; k0 < w.k; k0 += kKc) {
-            const int64_t kc = std::min(kKc, w.k - k0);
+          if (dequant) b_panel.resize(static_cast<size_t>(kc_block * kPanelRows));
+          for (int64_t k0 = 0; k0 < w.k; k0 += kc_block) {
+            const int64_t kc = std::min(kc_block, w.k - k0);
             const bool add = ep.accumulate || k0 > 0;
             const float* a_block = a_packed + k0 * crows + m0 * kc;
             for (int64_t p = p0; p < p1; ++p) {
@@ -180,17 +187,12 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
               }
               const int64_t n0 = p * kPanelRows;
               const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
-              // While the first row tile runs, the next f32 weight sub-panel is prefetched (for
-              // the other types the expansion of the next sub-panel reads it anyway).
-              const float* next =
-                  !dequant && p + 1 < p1
-                      ? reinterpret_cast<const float*>(w.panel(p + 1)) + k0 * kPanelRows
-                      : nullptr;
+              const NextWeights next = next_weights(w, p, p0, p1, k0, kc, kc_block);
               const float* ap = a_block;
               for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
                 const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
                 gemm(mr, kc, ap, b, c_chunk + (m0 + r0) * ldc + n0, ldc, nr, add,
-                     r0 == 0 ? next : nullptr);
+                     next.slice(r0 / kGemmMr));
                 ap += kc * mr;
               }
             }
@@ -209,6 +211,20 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
 }
 
 }  // namespace
+
+NextWeights next_weights(const PackedMatrix::Impl& w, int64_t p, int64_t p0, int64_t p1, int64_t k0,
+                         int64_t kc, int64_t k_block) {
+  const int64_t pn = p + 1 < p1 ? p + 1 : p0;
+  const int64_t kn = p + 1 < p1 ? k0 : k0 + kc;
+  NextWeights next;
+  next.slice_bytes = kc / 4 * 64;
+  if (kn >= w.k || next.slice_bytes == 0) return next;
+  const auto type = static_cast<detail::PanelType>(w.type);
+  next.at = w.panel(pn) + detail::panel_bytes(type, kn);
+  const auto bytes = static_cast<int64_t>(detail::panel_bytes(type, std::min(k_block, w.k - kn)));
+  next.tiles = (bytes + next.slice_bytes - 1) / next.slice_bytes;
+  return next;
+}
 
 void matmul(const float* a, int64_t lda, int64_t m, const PackedMatrix& w, float* c, int64_t ldc,
             ThreadPool& pool, const MatmulEpilogue& epilogue) {

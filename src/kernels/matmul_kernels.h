@@ -65,10 +65,10 @@ using DequantFn = void (*)(const uint8_t* panel, int64_t k0, int64_t kc, float* 
 
 // Register-tiled micro-kernel: acc[r][j] = Σ_kk a_packed[kk*mr + r] · b[kk*16 + j] for
 // r < mr ≤ 6, then C[r][j] = acc (add = false) or C[r][j] += acc (add = true) for j < nr ≤ 16.
-// When prefetch is not null, the kernel also pulls the kc×16 floats there (the next weight
-// sub-panel) towards L1, one 64-byte line per k, so the next panel does not start on a miss.
+// When prefetch is not null, the kernel also pulls the kc/4 consecutive 64-byte lines there
+// towards L1, one per 4 k, so that the dispatcher can fetch the next weights a slice per call.
 using GemmFn = void (*)(int mr, int64_t kc, const float* a_packed, const float* b, float* c,
-                        int64_t ldc, int nr, bool add, const float* prefetch);
+                        int64_t ldc, int nr, bool add, const void* prefetch);
 constexpr int kGemmMr = 6;
 
 // Kernels per ISA, weight type in the name ("gemv_q4_0_avx2": GEMV over Q4_0 panels). The
@@ -85,7 +85,7 @@ constexpr int kGemmMr = 6;
   void dequant_panel_q8_0_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
   void dequant_panel_q4_0_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
   void f32_gemm_6x16_##isa(int, int64_t, const float*, const float*, float*, int64_t, int, bool, \
-                           const float*);
+                           const void*);
 
 FLAMINGO_DECLARE_MATMUL_KERNELS(scalar)
 FLAMINGO_DECLARE_MATMUL_KERNELS(avx2)
