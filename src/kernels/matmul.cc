@@ -152,14 +152,18 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
     const int64_t crows = std::min(chunk_rows, m - c0);
     const float* a_chunk = a + c0 * lda;
     float* c_chunk = c + c0 * ldc;
+    const int64_t m_blocks = (crows + kMc - 1) / kMc;
+    // One packing task per (k block, m block): with K ≤ kc a single task packed all of A while
+    // the other threads waited (a tenth of a 64×64×128→128 1×1 convolution at 2 threads).
     pool.parallel_for(
-        k_blocks,
-        [&](int64_t kb) {
-          const int64_t k0 = kb * kc_block;
-          pack_a(a_chunk, lda, crows, k0, std::min(kc_block, w.k - k0), a_packed + k0 * crows);
+        k_blocks * m_blocks,
+        [&](int64_t t) {
+          const int64_t k0 = t / m_blocks * kc_block, m0 = t % m_blocks * kMc;
+          const int64_t kc = std::min(kc_block, w.k - k0);
+          pack_a(a_chunk + m0 * lda, lda, std::min(kMc, crows - m0), k0, kc,
+                 a_packed + k0 * crows + m0 * kc);
         },
         detail::stream_ns(8.0 * static_cast<double>(crows * w.k)));
-    const int64_t m_blocks = (crows + kMc - 1) / kMc;
     // N blocks of up to 16 panels (256 columns), fewer when that leaves too few tasks.
     const int64_t panels_per_block =
         std::clamp<int64_t>((w.num_panels * m_blocks + 15) / 16, 1, 16);
