@@ -1,10 +1,12 @@
 // The activations a config can name, and one call that applies any of them.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "io/config.h"
 #include "kernels/activation.h"
+#include "util/thread_pool.h"
 
 namespace flamingo::model {
 
@@ -55,6 +57,21 @@ inline void activate(Activation a, const float* x, float* y, int64_t n, float sc
       kernels::silu(x, y, n, scale);
       return;
   }
+}
+
+// The same over the pool's threads, in fixed chunks of values: the vision encoder's
+// activations are millions of values per image, which on one thread left the other idle for
+// a tenth of the encoder's time. Element-wise, so the result does not depend on the threads.
+inline void activate(Activation a, const float* x, float* y, int64_t n, float scale,
+                     ThreadPool& pool) {
+  constexpr int64_t kChunk = 16384;
+  pool.parallel_for(
+      (n + kChunk - 1) / kChunk,
+      [&](int64_t t) {
+        const int64_t i = t * kChunk;
+        activate(a, x + i, y + i, std::min(kChunk, n - i), scale);
+      },
+      0.5 * static_cast<double>(n));  // about 0.5 ns per value on one thread (erf GELU)
 }
 
 }  // namespace flamingo::model

@@ -55,7 +55,8 @@ class NfnetEncoder {
 
   Conv load_conv(WeightSource& w, const std::string& prefix, int64_t in_h, int64_t in_w,
                  int64_t in_c, int64_t out_c, int kernel, int stride, int groups);
-  void block_forward(const Block& b, const float* x, float* out, ThreadPool& pool) const;
+  void block_forward(const Block& b, const float* x, float* out, float* h, float* t0, float* t1,
+                     ThreadPool& pool) const;
 
   io::VisionConfig spec_;
   Activation act_;
