@@ -478,5 +478,33 @@ TEST(MatmulPacking, PoolPackingIsByteIdentical) {
   }
 }
 
+// The GEMM's prefetch plan: after sub-panel (p, k0) the first row tiles prefetch the next
+// panel's same k block, or after the last panel of [p0, p1) the first one's next k block,
+// slices of kc/4 lines that together cover exactly that sub-panel in its storage type; none
+// after the last k block. A hint only, but a wrong plan would fetch the wrong lines silently.
+TEST(MatmulPacking, NextWeightsCoverTheNextSubPanel) {
+  for (WeightType t : kAllTypes) {
+    const TestWeights w = make_weights(t, 64, 800, 5);  // 4 panels; k blocks 512 + 288
+    const PackedMatrix packed = pack_matrix(w.view());
+    const PackedMatrix::Impl& m = packed.impl();
+    const auto type = static_cast<detail::PanelType>(t);
+    const auto covers = [&](const NextWeights& nw, int64_t panel, int64_t k0, int64_t kc,
+                            int64_t next_kc) {
+      EXPECT_EQ(nw.at, m.panel(panel) + detail::panel_bytes(type, k0)) << weight_type_name(t);
+      EXPECT_EQ(nw.slice_bytes, kc / 4 * 64);
+      const auto bytes = static_cast<int64_t>(detail::panel_bytes(type, next_kc));
+      EXPECT_GE(nw.tiles * nw.slice_bytes, bytes);
+      EXPECT_LT((nw.tiles - 1) * nw.slice_bytes, bytes);
+      EXPECT_EQ(nw.slice(0), nw.at);
+      EXPECT_EQ(nw.slice(nw.tiles), nullptr);
+    };
+    covers(next_weights(m, 1, 1, 3, 0, 512, 512), 2, 0, 512, 512);    // next panel
+    covers(next_weights(m, 2, 1, 3, 0, 512, 512), 1, 512, 512, 288);  // wraps to the next k block
+    covers(next_weights(m, 0, 0, 4, 512, 288, 512), 1, 512, 288, 288);
+    EXPECT_EQ(next_weights(m, 3, 0, 4, 512, 288, 512).slice(0), nullptr);  // nothing after the end
+    EXPECT_EQ(next_weights(m, 0, 0, 4, 0, 3, 512).slice(0), nullptr);      // kc < 4: no slices
+  }
+}
+
 }  // namespace
 }  // namespace flamingo::kernels
