@@ -27,6 +27,14 @@ CONFIG_NAMES = {"tinyllama": "TinyLlama-1.1B LM + NFNet-F0 @256, gated every 4th
                 "flamingo3b": "Flamingo-3B shape: NFNet-F6 @320, 24-layer LM, gated every layer"}
 
 
+def runs_per_thread_count(rows):
+    """'1 thread(s): 3, 2 thread(s): 2-3': the cells of one table may come from different invocations."""
+    runs = {}
+    for r in rows:
+        runs.setdefault(r["threads"], set()).add(r["runs"])
+    return ", ".join(f"{t} thread(s): " + ("–".join(map(str, sorted({min(n), max(n)}))))
+                     for t, n in sorted(runs.items()))
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -323,7 +331,7 @@ def render(data):
         out.append(f"### {CONFIG_NAMES[c]}\n")
         out.append(f"{r0['parameters'] / 1e9:.2f}B parameters; few-shot prompt of {r0['prefill_tokens']} tokens with "
                    f"{r0['images']} images (640×480 JPEG), {r0['decode_tokens']} decoded tokens, caption = one image + "
-                   f"20 tokens; medians over the runs (" + ", ".join(sorted({f"{r['threads']} thread(s): {r['runs']}" for r in rows}))
+                   f"20 tokens; medians over the runs (" + runs_per_thread_count(rows)
                    + f"). Stage FLOPs: vision {f1(r0['vision_gflop'])} GFLOP "
                    f"({r0['images']} images), resampler + visual K/V {f1(r0['resampler_gflop'])} GFLOP, "
                    f"prefill {f1(r0['prefill_gflop'])} GFLOP.\n")

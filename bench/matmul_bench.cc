@@ -9,6 +9,10 @@
 // the copies together 4× the L3 cache (dram_working_set.h), so the weights come from DRAM as in
 // a real decode (one copy of 2048×2048 f32 weights fits in a 32 MiB L3 and would be read at
 // cache speed).
+//
+// microkernel/f32_gemm_6x16_<isa>/kc:<kc>: the GEMM's register tile alone, hot: one kc×16
+// weight sub-panel (L1) against 32 packed 6-row A tiles (L2), as the blocked GEMM calls it.
+// Its FLOP/s is the ceiling any cache blocking around this tile can reach.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -21,7 +25,9 @@
 #include <vector>
 
 #include "dram_working_set.h"
+#include "kernels/cpu.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_kernels.h"
 #include "random_inputs.h"
 #include "util/thread_pool.h"
 #include "weight_inputs.h"
@@ -160,7 +166,34 @@ void run_eigen(benchmark::State& state, int64_t m, int64_t k, int64_t n, int thr
   set_counters(state, m, k, n, fk::weight_bytes(WeightType::kF32, n, k));
 }
 
+void run_microkernel(benchmark::State& state, fk::detail::GemmFn gemm, int64_t kc) {
+  constexpr int kTiles = 32;
+  const std::vector<float> a = random_vector(static_cast<size_t>(kTiles * 6 * kc), 3);
+  const std::vector<float> b = random_vector(static_cast<size_t>(16 * kc), 5);
+  std::vector<float> c(static_cast<size_t>(kTiles * 6 * 16));
+  for (auto _ : state) {
+    for (int t = 0; t < kTiles; ++t)
+      gemm(6, kc, a.data() + t * 6 * kc, b.data(), c.data() + t * 96, 16, 16, true, nullptr);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * kTiles * 6 * 16 * static_cast<double>(kc),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all() {
+  for (int64_t kc : {256, 512}) {
+    const std::string suffix = "/kc:" + std::to_string(kc);
+    if (fk::cpu_has_avx2())
+      benchmark::RegisterBenchmark(
+          ("microkernel/f32_gemm_6x16_avx2" + suffix).c_str(),
+          [=](benchmark::State& s) { run_microkernel(s, fk::detail::f32_gemm_6x16_avx2, kc); })
+          ->UseRealTime();
+    benchmark::RegisterBenchmark(
+        ("microkernel/f32_gemm_6x16_scalar" + suffix).c_str(),
+        [=](benchmark::State& s) { run_microkernel(s, fk::detail::f32_gemm_6x16_scalar, kc); })
+        ->UseRealTime();
+  }
   const std::pair<int64_t, int64_t> shapes[] = {
       {2048, 2048}, {2048, 5632}, {5632, 2048}, {4096, 4096}};
   const WeightType types[] = {WeightType::kF32, WeightType::kF16, WeightType::kBF16,
