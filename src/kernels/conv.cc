@@ -155,7 +155,7 @@ size_t PackedConv2d::bytes() const {
   return b;
 }
 
-PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w) {
+PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool* pool) {
   validate(p);
   const int64_t cin = p.in_c / p.groups, cout = p.out_c / p.groups;
   const int64_t taps = int64_t{p.kernel} * p.kernel;
@@ -171,8 +171,11 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w) {
   impl->pad_top = same_pad_before(p.in_h, p.kernel, p.stride);
   impl->pad_left = same_pad_before(p.in_w, p.kernel, p.stride);
   impl->direct_matmul = p.kernel == 1 && p.stride == 1 && p.groups == 1;
+  const auto pack = [&](const WeightView& v, ThreadPool* on) {
+    return on ? pack_matrix(v, *on) : pack_matrix(v);
+  };
   if (impl->direct_matmul) {
-    impl->groups.push_back(pack_matrix(w));
+    impl->groups.push_back(pack(w, pool));
     return PackedConv2d(std::move(impl));
   }
   if (w.type != WeightType::kF32 && w.type != WeightType::kF16 && w.type != WeightType::kBF16)
@@ -180,21 +183,39 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w) {
          " weights are only supported for 1×1 stride-1 ungrouped convs (block scales cannot follow "
          "the "
          "(kh, kw, i) reordering); store this conv as f32, f16 or bf16");
-  for (int64_t g = 0; g < p.groups; ++g) {
+  // One group per task when there are several; a single group packs its panels on the pool.
+  ThreadPool* inner = p.groups == 1 ? pool : nullptr;
+  impl->groups.resize(static_cast<size_t>(p.groups));
+  const auto pack_group = [&](int64_t g) {
     WeightView gv = w;
     gv.n = cout;
     if (w.type == WeightType::kF32) {
       const auto rows = reorder_rows(static_cast<const float*>(w.data), g * cout, cout, cin, taps);
       gv.data = rows.data();
-      impl->groups.push_back(pack_matrix(gv));
+      impl->groups[static_cast<size_t>(g)] = pack(gv, inner);
     } else {
       const auto rows =
           reorder_rows(static_cast<const uint16_t*>(w.data), g * cout, cout, cin, taps);
       gv.data = rows.data();
-      impl->groups.push_back(pack_matrix(gv));
+      impl->groups[static_cast<size_t>(g)] = pack(gv, inner);
     }
+  };
+  if (pool && p.groups > 1) {
+    pool->parallel_for(
+        p.groups, pack_group,
+        detail::stream_ns(3.0 * static_cast<double>(weight_bytes(w.type, w.n, w.k))));
+  } else {
+    for (int64_t g = 0; g < p.groups; ++g) pack_group(g);
   }
   return PackedConv2d(std::move(impl));
+}
+
+PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w) {
+  return pack_conv2d(p, w, nullptr);
+}
+
+PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool& pool) {
+  return pack_conv2d(p, w, &pool);
 }
 
 void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float* out,

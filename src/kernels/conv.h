@@ -47,7 +47,7 @@ class PackedConv2d {
 
  private:
   explicit PackedConv2d(std::unique_ptr<Impl> impl);
-  friend PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w);
+  friend PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool* pool);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -56,6 +56,9 @@ class PackedConv2d {
 // 1×1 stride-1 ungrouped conv (it is a plain matmul); other convs take f32, f16 or bf16 (their
 // rows are reordered at pack time, which per-block quantisation scales cannot follow).
 PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w);
+// The same bytes, packed on the pool's threads (model loading): the groups in parallel, or
+// the panels of the one matrix of an ungrouped conv.
+PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool& pool);
 
 // out[out_h, out_w, out_c] = conv(in[in_h, in_w, in_c]) + bias (bias may be null). out must
 // not overlap in. Bitwise identical results for any number of threads in the pool.

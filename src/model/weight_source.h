@@ -29,6 +29,7 @@ class WeightSource {
   }
   // Threads used to pack weights while the model is built (not owned; may be null).
   void set_pack_pool(ThreadPool* pool) { pack_pool_ = pool; }
+  ThreadPool* pack_pool() const { return pack_pool_; }
 
  private:
   ThreadPool* pack_pool_ = nullptr;

@@ -204,6 +204,39 @@ TEST(Conv, BitwiseIdenticalForAnyThreadCount) {
   });
 }
 
+// Packing on a pool (model loading: groups in parallel, or the panels of an ungrouped conv)
+// gives the same packed weights as on one thread: same size, bitwise the same outputs.
+TEST(Conv, PoolPackingGivesTheSameConv) {
+  ThreadPool pool(3, /*min_parallel_ns=*/0), one(1);
+  const Conv2dParams shapes[] = {
+      {.in_h = 9, .in_w = 8, .in_c = 48, .out_c = 72, .kernel = 3, .stride = 2, .groups = 3},
+      {.in_h = 9, .in_w = 8, .in_c = 16, .out_c = 40, .kernel = 3, .stride = 1, .groups = 1},
+      {.in_h = 9, .in_w = 8, .in_c = 64, .out_c = 40, .kernel = 1}};
+  for (const Conv2dParams& p : shapes) {
+    const int64_t k = p.in_c / p.groups * p.kernel * p.kernel;
+    const auto weight = testing::random_floats(static_cast<size_t>(p.out_c * k), 5, -0.5f, 0.5f);
+    std::vector<uint16_t> half(weight.size());
+    for (size_t i = 0; i < weight.size(); ++i) half[i] = kernels::fp32_to_fp16(weight[i]);
+    const auto in =
+        testing::random_floats(static_cast<size_t>(p.in_h * p.in_w * p.in_c), 6, -1.f, 1.f);
+    for (WeightType t : {WeightType::kF32, WeightType::kF16}) {
+      const WeightView view{t,
+                            t == WeightType::kF32 ? static_cast<const void*>(weight.data())
+                                                  : static_cast<const void*>(half.data()),
+                            nullptr, p.out_c, k};
+      const auto serial = kernels::pack_conv2d(p, view);
+      const auto pooled = kernels::pack_conv2d(p, view, pool);
+      ASSERT_EQ(serial.bytes(), pooled.bytes());
+      const size_t n = static_cast<size_t>(serial.out_h() * serial.out_w() * p.out_c);
+      std::vector<float> a(n), b(n);
+      kernels::conv2d(in.data(), serial, nullptr, a.data(), one);
+      kernels::conv2d(in.data(), pooled, nullptr, b.data(), one);
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), sizeof(float) * n))
+          << "groups " << p.groups << " kernel " << p.kernel;
+    }
+  }
+}
+
 TEST(Conv, RejectsBadArguments) {
   std::vector<float> w(16 * 27);
   const WeightView view{WeightType::kF32, w.data(), nullptr, 16, 27};
