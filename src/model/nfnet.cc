@@ -98,7 +98,7 @@ NfnetEncoder::NfnetEncoder(const io::VisionConfig& spec, WeightSource& w)
         load_conv(w, "vision.stem.conv" + std::to_string(i + 1), hw, hw, c,
                   spec.stem_channels[static_cast<size_t>(i)], 3, kStemStrides[i], 1);
     hw = kernels::same_out_size(hw, kStemStrides[i]);
-    stem_hw_[static_cast<size_t>(i + 1)] = hw;
+    stem_hw_[static_cast<size_t>(i) + 1] = hw;
     c = spec.stem_channels[static_cast<size_t>(i)];
   }
   // β follows the expected variance of the residual stream: reset after each stage's first
