@@ -41,7 +41,8 @@ struct PackedConv2d::Impl {
 namespace {
 
 // Cache blocking of the implicit GEMM, as in matmul.cc: a kKc×16 weight sub-panel stays in L1
-// while the kMc×kKc packed patch block streams from L2.
+// while the kMc×kKc packed patch block streams from L2. kKc stays 256 where matmul.cc takes
+// 512 on a 48 KiB L1d: over NFNet-F0's 3×3 convs 512 measured 74 % of peak against 77 %.
 constexpr int64_t kMc = 96;
 constexpr int64_t kKc = 256;
 static_assert(kMc % kGemmMr == 0 && kGemmMr == 6);  // interleave6 packs six rows
