@@ -188,18 +188,17 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool*
   ThreadPool* inner = p.groups == 1 ? pool : nullptr;
   impl->groups.resize(static_cast<size_t>(p.groups));
   const auto pack_group = [&](int64_t g) {
-    WeightView gv = w;
-    gv.n = cout;
-    if (w.type == WeightType::kF32) {
-      const auto rows = reorder_rows(static_cast<const float*>(w.data), g * cout, cout, cin, taps);
+    const auto reorder_and_pack = [&](const auto* src) {
+      const auto rows = reorder_rows(src, g * cout, cout, cin, taps);
+      WeightView gv = w;
+      gv.n = cout;
       gv.data = rows.data();
       impl->groups[static_cast<size_t>(g)] = pack(gv, inner);
-    } else {
-      const auto rows =
-          reorder_rows(static_cast<const uint16_t*>(w.data), g * cout, cout, cin, taps);
-      gv.data = rows.data();
-      impl->groups[static_cast<size_t>(g)] = pack(gv, inner);
-    }
+    };
+    if (w.type == WeightType::kF32)
+      reorder_and_pack(static_cast<const float*>(w.data));
+    else
+      reorder_and_pack(static_cast<const uint16_t*>(w.data));
   };
   if (pool && p.groups > 1) {
     pool->parallel_for(

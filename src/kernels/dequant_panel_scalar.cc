@@ -16,14 +16,18 @@ void dequant_panel_bf16_scalar(const uint8_t* panel, int64_t k0, int64_t kc, flo
   for (int64_t i = 0; i < kc * kPanelRows; ++i) out[i] = bf16_to_fp32(h[i]);
 }
 
+void block_scales_scalar(const uint8_t* block, float* d) {
+  uint16_t sh[kPanelRows];
+  std::memcpy(sh, block, sizeof sh);
+  for (int j = 0; j < kPanelRows; ++j) d[j] = fp16_to_fp32(sh[j]);
+}
+
 void dequant_panel_q8_0_scalar(const uint8_t* panel, int64_t k0, int64_t kc, float* out) {
   for (int64_t b = k0 / kQBlock; b < (k0 + kc) / kQBlock; ++b) {
     const uint8_t* blk = panel + b * kQ8BlockBytes;
-    uint16_t sh[kPanelRows];
-    std::memcpy(sh, blk, sizeof sh);
     float d[kPanelRows];
-    for (int j = 0; j < kPanelRows; ++j) d[j] = fp16_to_fp32(sh[j]);
-    const int8_t* q = reinterpret_cast<const int8_t*>(blk + sizeof sh);
+    block_scales_scalar(blk, d);
+    const int8_t* q = reinterpret_cast<const int8_t*>(blk + kQScaleBytes);
     for (int64_t kk = 0; kk < kQBlock; ++kk) {
       for (int j = 0; j < kPanelRows; ++j) {
         const int64_t at = (kk / 4 * kPanelRows + j) * 4 + kk % 4;
@@ -37,11 +41,9 @@ void dequant_panel_q8_0_scalar(const uint8_t* panel, int64_t k0, int64_t kc, flo
 void dequant_panel_q4_0_scalar(const uint8_t* panel, int64_t k0, int64_t kc, float* out) {
   for (int64_t b = k0 / kQBlock; b < (k0 + kc) / kQBlock; ++b) {
     const uint8_t* blk = panel + b * kQ4BlockBytes;
-    uint16_t sh[kPanelRows];
-    std::memcpy(sh, blk, sizeof sh);
     float d[kPanelRows];
-    for (int j = 0; j < kPanelRows; ++j) d[j] = fp16_to_fp32(sh[j]);
-    const uint8_t* q = blk + sizeof sh;
+    block_scales_scalar(blk, d);
+    const uint8_t* q = blk + kQScaleBytes;
     for (int64_t kk = 0; kk < kQBlock / 2; ++kk) {
       for (int j = 0; j < kPanelRows; ++j) {
         const uint8_t byte = q[(kk / 4 * kPanelRows + j) * 4 + kk % 4];

@@ -93,11 +93,9 @@ void gemv_quant(const QuantizedRows& a, int m, const uint8_t* panel, float* out)
   for (int i = 0; i < m * kPanelRows; ++i) out[i] = 0.f;
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = panel + b * kBlockBytes;
-    uint16_t sh[kPanelRows];
-    std::memcpy(sh, blk, sizeof sh);
     float dw[kPanelRows];
-    for (int j = 0; j < kPanelRows; ++j) dw[j] = fp16_to_fp32(sh[j]);
-    const uint8_t* q = blk + sizeof sh;
+    block_scales_scalar(blk, dw);
+    const uint8_t* q = blk + kQScaleBytes;
     for (int r = 0; r < m; ++r) {
       const int8_t* qa = a.q + r * a.k + b * kQBlock;
       const int64_t ab = r * nb + b;

@@ -26,8 +26,9 @@ namespace flamingo::kernels::detail {
 
 constexpr int kPanelRows = 16;
 constexpr int kQBlock = 32;
-constexpr size_t kQ8BlockBytes = 16 * 2 + 32 * 16;  // per panel and block of 32 k
-constexpr size_t kQ4BlockBytes = 16 * 2 + 16 * 16;
+constexpr size_t kQScaleBytes = 16 * 2;  // the fp16 scales that open a Q8_0/Q4_0 block
+constexpr size_t kQ8BlockBytes = kQScaleBytes + 32 * 16;  // per panel and block of 32 k
+constexpr size_t kQ4BlockBytes = kQScaleBytes + 16 * 16;
 
 // Same values as WeightType; repeated here so kernel files need not include matmul.h.
 enum class PanelType : int { kF32 = 0, kF16 = 1, kBF16 = 2, kQ8_0 = 3, kQ4_0 = 4 };
@@ -90,6 +91,10 @@ constexpr int kGemmMr = 6;
 FLAMINGO_DECLARE_MATMUL_KERNELS(scalar)
 FLAMINGO_DECLARE_MATMUL_KERNELS(avx2)
 #undef FLAMINGO_DECLARE_MATMUL_KERNELS
+
+// The kPanelRows fp16 scales that open a Q8_0/Q4_0 panel block, widened to fp32 (scalar path;
+// the codes follow them at block + kQScaleBytes).
+void block_scales_scalar(const uint8_t* block, float* d);
 
 // Bytes of one packed panel of K columns.
 size_t panel_bytes(PanelType type, int64_t k);
