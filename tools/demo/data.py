@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import random
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -71,6 +72,26 @@ def to_tensor(images_u8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
 
+def cell_facts(facts) -> np.ndarray:
+    """[N, 9, 3] int64: colour, shape and size of the object in each cell of the 3x3 layout,
+    "none" being the last class of each."""
+    out = np.empty((len(facts), len(scenes.POSITIONS), 3), dtype=np.int64)
+    out[:] = (len(scenes.COLOUR_NAMES), len(scenes.SHAPES), len(scenes.SIZES))
+    for i, sc in enumerate(facts):
+        for o in sc.objects:
+            out[i, o.cell] = (scenes.COLOUR_NAMES.index(o.colour), scenes.SHAPES.index(o.shape),
+                              scenes.SIZES.index(o.size))
+    return out
+
+
+class Batch(NamedTuple):
+    ids: torch.Tensor            # [B, S] token ids, BOS first, padded
+    targets: torch.Tensor        # [B, S-1] next-token targets, -100 where not scored
+    media: torch.Tensor | None   # pixels [n, 3, H, W] or features [n, v, D] in marker order
+    counts: list                 # images per sequence
+    cells: torch.Tensor | None   # [n, 9, 3] what each image's cells hold (cell_facts)
+
+
 class Sequences:
     """Samples batches of same-task interleaved sequences from the pools."""
 
@@ -80,6 +101,7 @@ class Sequences:
         # pool name -> [N, v, D] frozen vision features; batches then carry these, not pixels
         self.features = features
         self.max_pairs = max_pairs          # task -> K
+        self.cells = {name: cell_facts(f) for name, (_, f) in pools.items()}
         self.answer_ids = {}
         for task, pool in POOL_OF_TASK.items():
             facts = pools[pool][1]
@@ -101,9 +123,9 @@ class Sequences:
                 ids += [self.tok.image] + self.answer_ids[task][c] + [self.tok.eoc]
             seqs.append(ids)
             idxs.append(chosen)
-        return self.collate(seqs, idxs, images if with_images else None)
+        return self.collate(seqs, idxs, images if with_images else None, self.cells[pool])
 
-    def collate(self, seqs, idxs, images):
+    def collate(self, seqs, idxs, images, cells) -> Batch:
         tok = self.tok
         s = max(len(x) for x in seqs)
         ids = torch.full((len(seqs), s), tok.pad, dtype=torch.long)
@@ -112,13 +134,14 @@ class Sequences:
         targets = ids[:, 1:].clone()
         ignore = (targets == tok.pad) | (targets == tok.image)
         targets[ignore] = -100
-        pixels = None
+        media = cell_targets = None
         counts = [len(c) for c in idxs]
         if images is not None:
             flat = [c for chosen in idxs for c in chosen]
-            pixels = (torch.from_numpy(images[flat]) if images.dtype == np.float32
-                      else to_tensor(images[flat]))
-        return ids, targets, pixels, counts
+            media = (torch.from_numpy(images[flat]) if images.dtype == np.float32
+                     else to_tensor(images[flat]))
+            cell_targets = torch.from_numpy(cells[flat])
+        return Batch(ids, targets, media, counts, cell_targets)
 
 
 def scatter_media(vis: torch.Tensor, counts: list[int]) -> torch.Tensor:

@@ -41,7 +41,7 @@ class ResamplerCfg:
     depth: int = 2
     heads: int = 4
     head_dim: int = 32
-    num_latents: int = 16
+    num_latents: int = 32
     ff_mult: int = 2
 
 

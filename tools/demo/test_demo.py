@@ -66,6 +66,34 @@ class SceneText(unittest.TestCase):
         self.assertFalse(np.array_equal(a[0], a[1]))
 
 
+class TrainingData(unittest.TestCase):
+    def test_cell_facts_describe_each_cell(self):
+        objs = [scenes.Obj("star", "pink", "small", 0), scenes.Obj("square", "cyan", "large", 7)]
+        got = data.cell_facts([scenes.Scene(objs, 0)])[0]
+        none = (len(scenes.COLOUR_NAMES), len(scenes.SHAPES), len(scenes.SIZES))
+        for cell in range(len(scenes.POSITIONS)):
+            want = {0: (scenes.COLOUR_NAMES.index("pink"), scenes.SHAPES.index("star"),
+                        scenes.SIZES.index("small")),
+                    7: (scenes.COLOUR_NAMES.index("cyan"), scenes.SHAPES.index("square"),
+                        scenes.SIZES.index("large"))}.get(cell, none)
+            self.assertEqual(tuple(got[cell]), want, cell)
+
+    def test_batch_cells_follow_the_images_in_marker_order(self):
+        rng = random.Random("test/batch")
+        facts = [scenes.sample_scene(rng, "caption") for _ in range(20)]
+        qa = [scenes.sample_scene(rng, "colour") for _ in range(20)]
+        feats = np.arange(20, dtype=np.float32).reshape(20, 1, 1)   # feature = scene index
+        tok = tokenization.Tokenizer(os.path.join(DEMO, "tokenizer.model"))
+        seqs = data.Sequences(tok, {"caption": (None, facts), "qa": (None, qa)},
+                              {"caption": 4, "colour": 4, "shape": 4, "count": 4},
+                              {"caption": feats, "qa": feats})
+        b = seqs.batch(random.Random(3), "caption", 5)
+        self.assertEqual(b.media.shape[0], sum(b.counts))
+        for img, scene_index in enumerate(b.media[:, 0, 0].long().tolist()):
+            self.assertTrue(np.array_equal(b.cells[img].numpy(),
+                                           data.cell_facts([facts[scene_index]])[0]))
+
+
 def _reference_available():
     try:
         import reference.flamingo_ref  # noqa: F401

@@ -7,7 +7,8 @@
   3. the NFNet on its own, supervised per cell of the 3x3 layout (vision_pretrain.py); then
      it is frozen too, and its features of every training scene are computed once;
   4. Perceiver resampler + gated cross-attention blocks (gates start at 0) on interleaved
-     image/text sequences of 1..K pairs sharing one task, on top of the frozen features.
+     image/text sequences of 1..K pairs sharing one task, on top of the frozen features, with
+     a training-only per-cell readout of the visual tokens beside the LM loss (CellReadout).
 
 Seeded and reproducible for a given --threads (one process, deterministic CPU kernels).
 Writes to --out: tokenizer.model, lm.pt, vision.pt, checkpoint.pt (weights + config),
@@ -29,6 +30,7 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -62,6 +64,35 @@ def loss_fn(logits, targets):
                            ignore_index=-100)
 
 
+class CellReadout(nn.Module):
+    """Training-only probe on the resampler's output: one learned query per layout cell
+    attends over an image's visual tokens, and linear heads read the colour, shape and size of
+    that cell's object (or "none") from what it gathers. Its loss keeps each cell's facts bound
+    together in the visual tokens, where a text query can fetch them by cell: without it the
+    tokens carry which attributes and which cells are in the scene but not which goes with
+    which, and captions of several objects mix them up. Thrown away after training."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(len(scenes.POSITIONS), dim) * 0.02)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+        self.heads = nn.ModuleList(nn.Linear(dim, n + 1) for n in
+                                   (len(scenes.COLOUR_NAMES), len(scenes.SHAPES), len(scenes.SIZES)))
+
+    def forward(self, vis):                  # [n, tokens, D] -> 3 x [n, 9, classes]
+        q = self.queries.unsqueeze(0).expand(vis.shape[0], -1, -1)
+        x = self.norm(self.attn(q, vis, vis, need_weights=False)[0])
+        return [h(x) for h in self.heads]
+
+    def loss_and_accuracy(self, vis, cells):
+        logits = self(vis)
+        loss = sum(F.cross_entropy(lg.reshape(-1, lg.shape[-1]), cells[..., k].reshape(-1))
+                   for k, lg in enumerate(logits))
+        hit = torch.stack([lg.argmax(-1) == cells[..., k] for k, lg in enumerate(logits)], -1)
+        return loss, float(hit.all(-1).all(-1).float().mean())
+
+
 def train_lm(lm, seqs: data.Sequences, args, log):
     opt = torch.optim.AdamW(lm.parameters(), lr=args.lm_lr, weight_decay=0.01)
     rng = random.Random(f"{args.seed}/lm")
@@ -71,8 +102,8 @@ def train_lm(lm, seqs: data.Sequences, args, log):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.lm_steps, args.lm_lr, 30)
         task = rng.choices(tasks, weights)[0]
-        ids, targets, _, _ = seqs.batch(rng, task, args.lm_batch, with_images=False,
-                                        max_pairs=LM_MAX_PAIRS[task])
+        ids, targets, *_ = seqs.batch(rng, task, args.lm_batch, with_images=False,
+                                      max_pairs=LM_MAX_PAIRS[task])
         loss = loss_fn(lm(ids), targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -86,7 +117,7 @@ def train_lm(lm, seqs: data.Sequences, args, log):
 def residual_rms(net: M.Flamingo, seqs: data.Sequences) -> list[float]:
     """RMS of the frozen LM's residual stream at each gated block (text-only batch)."""
     rng = random.Random("residual-rms")
-    ids, _, _, _ = seqs.batch(rng, "caption", 16, with_images=False)
+    ids = seqs.batch(rng, "caption", 16, with_images=False).ids
     keep = ids != seqs.tok.pad
     seen = {}
 
@@ -100,11 +131,11 @@ def residual_rms(net: M.Flamingo, seqs: data.Sequences) -> list[float]:
 
 
 def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, args, log,
-              save_fn=None, polish: bool = False):
-    """The multimodal stage; with `polish`, its short second phase (see --polish-steps):
-    question sequences then always hold at least one example before the query and their
-    first answer is not scored, so a lone <image> is only ever followed by a caption (the
-    default caption prompt)."""
+              readout: CellReadout, save_fn=None):
+    """The multimodal stage. Question sequences hold at least one example before the query
+    and their first answer is not scored: no example shows the task yet, so that answer cannot
+    be known, and scoring it teaches a lone <image> (the default caption prompt) to answer a
+    question instead of captioning."""
     # The frozen LM's residual stream is large (RMS ~20 after its first layer), so a block's
     # output must be as large to matter at all. The output projections of each block start
     # at the scale of the residual stream where it sits and learn at a proportionally larger
@@ -115,13 +146,13 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
     scales = [max(1.0, x) for x in residual_rms(net, seqs)]
     out_proj = {f"xattn.{j}.{w}": scales[j] for j in range(len(net.xattn))
                 for w in ("attn.o_proj.weight", "mlp.down_proj.weight")}
-    if not polish:
-        with torch.no_grad():
-            for n, p in net.named_parameters():
-                if n in out_proj:
-                    p.mul_(out_proj[n])
+    with torch.no_grad():
+        for n, p in net.named_parameters():
+            if n in out_proj:
+                p.mul_(out_proj[n])
     print("LM residual RMS at the gated blocks:", [round(x, 2) for x in scales])
     named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    named += [(f"readout.{n}", p) for n, p in readout.named_parameters()]
     params = [p for _, p in named]
     gates = [p for n, p in named if n.endswith("_gate")]
     decay = [p for n, p in named if p.ndim >= 2 and n not in out_proj]
@@ -133,40 +164,40 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
                 for n, p in named if n in out_proj),
               {"params": no_decay, "weight_decay": 0.0, "mult": 1.0},
               {"params": gates, "weight_decay": 0.0, "mult": args.gate_lr_mult}]
-    steps, lr = (args.polish_steps, args.polish_lr) if polish else (args.steps, args.lr)
-    phase = "polish" if polish else "vlm"
+    steps, lr = args.steps, args.lr
     opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98))
-    rng = random.Random(f"{args.seed}/{phase}")
+    rng = random.Random(f"{args.seed}/vlm")
     tasks, weights = zip(*TASK_WEIGHTS.items())
-    bar = tqdm(range(steps), desc="resampler + xattn" + (" (polish)" if polish else ""),
-               dynamic_ncols=True)
+    bar = tqdm(range(steps), desc="resampler + xattn", dynamic_ncols=True)
     ema = {}
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr, args.warmup) * g["mult"]
         task = rng.choices(tasks, weights)[0]
         size = args.batch if task == "caption" else args.qa_batch
-        ids, targets, feats, counts = seqs.batch(rng, task, size,
-                                                 min_pairs=2 if polish and task != "caption" else 1)
-        if polish and task != "caption":
-            # The first answer of a question sequence cannot be known (no example shows the
-            # task yet); scoring it teaches a lone <image> to answer questions, not to caption.
+        ids, targets, feats, counts, cells = seqs.batch(rng, task, size,
+                                                        min_pairs=1 if task == "caption" else 2)
+        if task != "caption":
             first = torch.cumsum((ids[:, 1:] == net.image_token).long(), 1) == 1
             targets = targets.masked_fill(first, -100)
         vis = net.resampler(feats)
         logits = net(ids, data.scatter_media(vis, counts))
-        loss = loss_fn(logits, targets)
+        lm_loss = loss_fn(logits, targets)
+        cell_loss, _ = readout.loss_and_accuracy(vis, cells)
+        loss = lm_loss + args.readout_weight * cell_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        log.append({"phase": "vlm", "step": step + (args.steps if polish else 0), "task": task,
-                    "loss": loss.item()})
-        ema[task] = loss.item() if task not in ema else 0.9 * ema[task] + 0.1 * loss.item()
+        log.append({"phase": "vlm", "step": step, "task": task,
+                    "loss": lm_loss.item(), "cell_loss": cell_loss.item()})
+        ema[task] = lm_loss.item() if task not in ema else 0.9 * ema[task] + 0.1 * lm_loss.item()
+        ema["cells"] = (cell_loss.item() if "cells" not in ema
+                        else 0.9 * ema["cells"] + 0.1 * cell_loss.item())
         bar.set_postfix({t[:3]: f"{v:.3f}" for t, v in ema.items()})
         if args.eval_every and (step + 1) % args.eval_every == 0:
-            acc = answer_accuracy(net, heldout)
-            log.append({"phase": f"{phase}-eval", "step": step + 1, **acc})
+            acc = answer_accuracy(net, heldout, readout)
+            log.append({"phase": "vlm-eval", "step": step + 1, **acc})
             tqdm.write(f"step {step + 1}: held-out answer accuracy (teacher-forced, last pair) " +
                        " ".join(f"{k} {v:.3f}" for k, v in acc.items()) + " | tanh(gates) " +
                        " ".join(f"{float(torch.tanh(b.attn_gate)):.2f}/{float(torch.tanh(b.ff_gate)):.2f}"
@@ -176,19 +207,23 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
 
 
 @torch.no_grad()
-def answer_accuracy(net: M.Flamingo, heldout: data.Sequences, n: int = 256) -> dict[str, float]:
+def answer_accuracy(net: M.Flamingo, heldout: data.Sequences, readout: CellReadout,
+                    n: int = 256) -> dict[str, float]:
     """Teacher-forced accuracy on the last pair of 3-pair held-out sequences: for the question
     tasks, the whole answer right; for captions, the fraction of caption tokens right and the
-    fraction of captions entirely right."""
+    fraction of captions entirely right; and the fraction of caption images whose nine cells
+    the readout probe reads entirely right from the visual tokens."""
     net.eval()
     rng = random.Random("answer-accuracy")
     res = {}
     for task in TASK_WEIGHTS:
-        ids, targets, feats, counts = heldout.batch(rng, task, n, max_pairs=3 if task != "caption" else 1)
+        ids, targets, feats, counts, cells = heldout.batch(rng, task, n,
+                                                           max_pairs=3 if task != "caption" else 1)
         if task != "caption":
             while min(counts) < 3:        # one pair count per batch: redraw until it is 3
-                ids, targets, feats, counts = heldout.batch(rng, task, n, max_pairs=3)
-        logits = net(ids, data.scatter_media(net.resampler(feats), counts))[:, :-1]
+                ids, targets, feats, counts, cells = heldout.batch(rng, task, n, max_pairs=3)
+        vis = net.resampler(feats)
+        logits = net(ids, data.scatter_media(vis, counts))[:, :-1]
         last = torch.cumsum((ids[:, 1:] == net.image_token).long(), 1) == torch.tensor(counts)[:, None]
         scored = last & (targets != -100) & (targets != heldout.tok.eoc)
         hit = (logits.argmax(-1) == targets) | ~scored
@@ -197,8 +232,17 @@ def answer_accuracy(net: M.Flamingo, heldout: data.Sequences, n: int = 256) -> d
         if task == "caption":
             # Every token right under teacher forcing is exactly what greedy decoding outputs.
             res["caption_exact"] = float(hit.all(1).float().mean())
+            res["cells_read"] = readout.loss_and_accuracy(vis, cells)[1]
     net.train()
     return res
+
+
+def smooth_plot(ax, pts, label):
+    if not pts:
+        return
+    x, y = np.array(pts).T
+    k = max(1, len(y) // 40)
+    ax.plot(x[k - 1:], np.convolve(y, np.ones(k) / k, mode="valid"), label=label)
 
 
 def plot(log, path):
@@ -210,13 +254,11 @@ def plot(log, path):
                              (axes[1], "vision", "2. NFNet per-cell pretraining"),
                              (axes[2], "vlm", "3. resampler + gated xattn (LM, NFNet frozen)")):
         for task in (*TASK_WEIGHTS, "cells"):
-            pts = [(r["step"], r["loss"]) for r in log if r["phase"] == phase and r["task"] == task]
-            if not pts:
-                continue
-            x, y = np.array(pts).T
-            k = max(1, len(y) // 40)
-            ys = np.convolve(y, np.ones(k) / k, mode="valid")
-            ax.plot(x[k - 1:], ys, label=task)
+            smooth_plot(ax, [(r["step"], r["loss"]) for r in log
+                             if r["phase"] == phase and r["task"] == task], task)
+        if phase == "vlm":
+            smooth_plot(ax, [(r["step"], r["cell_loss"]) for r in log
+                             if r["phase"] == phase and "cell_loss" in r], "cell readout")
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("cross-entropy (moving average)")
@@ -280,7 +322,7 @@ def main():
     ap.add_argument("--lm-lr", type=float, default=3e-3)
     ap.add_argument("--reuse-lm", action="store_true",
                     help="load OUT/lm.pt from an earlier run instead of training the LM")
-    ap.add_argument("--vision-steps", type=int, default=1000)
+    ap.add_argument("--vision-steps", type=int, default=1500)
     ap.add_argument("--vision-batch", type=int, default=48)
     ap.add_argument("--vision-lr", type=float, default=3e-3)
     ap.add_argument("--vision-eval-every", type=int, default=200)
@@ -290,19 +332,16 @@ def main():
                     help="a gated block before every N-th LM layer")
     ap.add_argument("--latents", type=int, default=M.ResamplerCfg().num_latents,
                     help="visual tokens per image out of the resampler")
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=9000)
     ap.add_argument("--batch", type=int, default=16, help="caption sequences per batch")
     ap.add_argument("--qa-batch", type=int, default=16, help="question sequences per batch")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--gate-lr-mult", type=float, default=5.0)
-    ap.add_argument("--polish-steps", type=int, default=250,
-                    help="second multimodal phase: question sequences with >= 1 example only")
-    ap.add_argument("--polish-lr", type=float, default=5e-4)
-    ap.add_argument("--resume-vlm", action="store_true",
-                    help="load the first multimodal phase from OUT/vlm.pt of an earlier run")
+    ap.add_argument("--readout-weight", type=float, default=1.0,
+                    help="weight of the per-cell readout loss on the visual tokens (0: none)")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--save-every", type=int, default=250, help="checkpoint every N steps")
-    ap.add_argument("--eval-every", type=int, default=100,
+    ap.add_argument("--eval-every", type=int, default=500,
                     help="held-out answer accuracy every N steps (0: never)")
     ap.add_argument("--quick-eval", type=int, default=50)
     ap.add_argument("--plot", default=None, help="loss-curve PNG (default OUT/loss.png)")
@@ -392,17 +431,10 @@ def main():
             json.dump({"timings": timings, "log": log}, f)
 
     t2 = time.time()
-    vlm_path = os.path.join(args.out, "vlm.pt")
-    if args.resume_vlm and os.path.exists(vlm_path):
-        saved = torch.load(vlm_path)
-        net.load_state_dict(saved["state_dict"])
-        log += [r for r in saved["log"] if r["phase"] in ("vlm", "vlm-eval")]
-        print(f"resuming after the first multimodal phase of {vlm_path}")
-    else:
-        train_vlm(net, seqs, heldout, args, log, save)
-        torch.save({"state_dict": net.state_dict(), "log": log}, vlm_path)
-    if args.polish_steps:
-        train_vlm(net, seqs, heldout, args, log, None, polish=True)
+    # Seeded here so that the probe starts the same whether or not the stages before it ran.
+    torch.manual_seed(args.seed)
+    train_vlm(net, seqs, heldout, args, log, CellReadout(cfg.resampler.dim, cfg.resampler.heads),
+              save)
     timings["vlm_s"] = time.time() - t2
     timings["total_s"] = time.time() - t0
     timings["total_cpu_s"] = time.process_time() - c0

@@ -22,7 +22,7 @@ from tqdm import tqdm
 import data
 import scenes
 
-CELLS = 9
+CELLS = len(scenes.POSITIONS)
 # (name, classes incl. "none" as the last class)
 TARGETS = (("colour", len(scenes.COLOUR_NAMES) + 1), ("shape", len(scenes.SHAPES) + 1),
            ("size", len(scenes.SIZES) + 1), ("cell", CELLS))
@@ -31,15 +31,8 @@ TARGETS = (("colour", len(scenes.COLOUR_NAMES) + 1), ("shape", len(scenes.SHAPES
 def cell_targets(facts) -> np.ndarray:
     """[N, 9, 4] int64: colour, shape, size ("none" = last class) and cell index per cell."""
     out = np.empty((len(facts), CELLS, 4), dtype=np.int64)
-    out[:, :, 0] = len(scenes.COLOUR_NAMES)
-    out[:, :, 1] = len(scenes.SHAPES)
-    out[:, :, 2] = len(scenes.SIZES)
+    out[:, :, :3] = data.cell_facts(facts)
     out[:, :, 3] = np.arange(CELLS)
-    for i, sc in enumerate(facts):
-        for o in sc.objects:
-            out[i, o.cell, 0] = scenes.COLOUR_NAMES.index(o.colour)
-            out[i, o.cell, 1] = scenes.SHAPES.index(o.shape)
-            out[i, o.cell, 2] = scenes.SIZES.index(o.size)
     return out
 
 
