@@ -4,7 +4,6 @@ every text segment between them encoded by sentencepiece on its own."""
 
 from __future__ import annotations
 
-import io
 import random
 import re
 
