@@ -60,12 +60,8 @@ NfnetEncoder::Conv NfnetEncoder::load_conv(WeightSource& w, const std::string& p
   const int64_t k = in_c / groups * kernel * kernel;
   const kernels::WeightView view = w.matrix(prefix + ".weight", out_c, k);
   Conv c;
-  ThreadPool* pool = w.pack_pool();
-  const auto pack = [&](const kernels::WeightView& v) {
-    return pool ? kernels::pack_conv2d(p, v, *pool) : kernels::pack_conv2d(p, v);
-  };
   if (spec_.ws_folded) {
-    c.conv = pack(view);
+    c.conv = w.packed_conv(p, view);
   } else {
     const std::vector<float> gain = w.floats(prefix + ".gain", out_c);
     const std::vector<float> folded = standardise(view, gain, spec_.ws_eps);
@@ -74,7 +70,7 @@ NfnetEncoder::Conv NfnetEncoder::load_conv(WeightSource& w, const std::string& p
     fv.data = folded.data();
     fv.n = out_c;
     fv.k = k;
-    c.conv = pack(fv);
+    c.conv = w.packed_conv(p, fv);
   }
   c.bias = w.floats(prefix + ".bias", out_c);
   const int64_t oh = kernels::same_out_size(in_h, stride),

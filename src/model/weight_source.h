@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/conv.h"
 #include "kernels/matmul.h"
 #include "util/thread_pool.h"
 
@@ -27,9 +28,12 @@ class WeightSource {
     const kernels::WeightView v = matrix(name, n, k);
     return pack_pool_ ? kernels::pack_matrix(v, *pack_pool_) : kernels::pack_matrix(v);
   }
+  // Packs conv weights `v` (matrix() of the conv, or a standardised copy of it) the same way.
+  kernels::PackedConv2d packed_conv(const kernels::Conv2dParams& p, const kernels::WeightView& v) {
+    return pack_pool_ ? kernels::pack_conv2d(p, v, *pack_pool_) : kernels::pack_conv2d(p, v);
+  }
   // Threads used to pack weights while the model is built (not owned; may be null).
   void set_pack_pool(ThreadPool* pool) { pack_pool_ = pool; }
-  ThreadPool* pack_pool() const { return pack_pool_; }
 
  private:
   ThreadPool* pack_pool_ = nullptr;
