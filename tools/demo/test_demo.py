@@ -1,13 +1,18 @@
-"""Self-tests of the demo tools: scene text grammar, deterministic rendering, the training
-model against the peers' reference modules, and the shipped model against its examples.
+"""Self-tests of the demo tools: scene text grammar, deterministic rendering, training batches,
+bit-reproducible training, the training model against the peers' reference modules, and the
+shipped model against its examples.
 
   .venv/bin/python tools/demo/test_demo.py      (registered with ctest when .venv exists)
 """
 
 import csv
+import json
 import os
 import random
+import shutil
+import subprocess
 import sys
+import tempfile
 import unittest
 
 import numpy as np
@@ -106,13 +111,11 @@ class TrainingIsReproducible(unittest.TestCase):
             "--quick-eval", "0", "--save-every", "1000"]
 
     def _train(self, out, *extra):
-        import subprocess
         env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
         subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--out", out, *self.TINY,
                         *extra], check=True, env=env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         ckpt = torch.load(os.path.join(out, "checkpoint.pt"))
-        import json
         with open(os.path.join(out, "losses.json")) as f:
             log = json.load(f)["log"]
         return ckpt["state_dict"], log
@@ -126,8 +129,6 @@ class TrainingIsReproducible(unittest.TestCase):
             self.assertTrue(torch.equal(wa[k], wb[k]), f"{what}: {k} differs")
 
     def test_reruns_and_reuse_give_identical_weights(self):
-        import shutil
-        import tempfile
         with tempfile.TemporaryDirectory() as d:
             runs = [os.path.join(d, n) for n in ("a", "b", "c")]
             first = self._train(runs[0], "--render-procs", "1")
@@ -153,7 +154,6 @@ def _reference_available():
 class TrainingModelMatchesPeers(unittest.TestCase):
     def test_same_logits_as_the_reference_with_random_weights(self):
         torch.manual_seed(0)
-        import tempfile
         with tempfile.TemporaryDirectory() as d:
             tokenization.train_tokenizer(os.path.join(d, "t.model"), seed=5, lines=2000)
             tok = tokenization.Tokenizer(os.path.join(d, "t.model"))
