@@ -100,7 +100,7 @@ class TrainingData(unittest.TestCase):
 
 
 class TrainingIsReproducible(unittest.TestCase):
-    """The README promises that rerunning train.py gives the same model. Three tiny runs
+    """docs/demo-model.md says that rerunning train.py gives the same model. Three tiny runs
     through every stage: a second run with another number of render processes, and a run
     that reuses the first run's LM and NFNet (how the shipped model was made) must all end
     in bit-identical weights and losses."""

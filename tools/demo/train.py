@@ -191,9 +191,8 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
         opt.step()
         log.append({"phase": "vlm", "step": step, "task": task,
                     "loss": lm_loss.item(), "cell_loss": cell_loss.item()})
-        ema[task] = lm_loss.item() if task not in ema else 0.9 * ema[task] + 0.1 * lm_loss.item()
-        ema["cells"] = (cell_loss.item() if "cells" not in ema
-                        else 0.9 * ema["cells"] + 0.1 * cell_loss.item())
+        for key, value in ((task, lm_loss.item()), ("cells", cell_loss.item())):
+            ema[key] = value if key not in ema else 0.9 * ema[key] + 0.1 * value
         bar.set_postfix({t[:3]: f"{v:.3f}" for t, v in ema.items()})
         if args.eval_every and (step + 1) % args.eval_every == 0:
             acc = answer_accuracy(net, heldout, readout)
