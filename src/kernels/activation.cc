@@ -80,6 +80,24 @@ void tanh_act(const float* x, float* y, int64_t n, float scale) {
   map_scalar(x, y, n, scale, [](float v) { return std::tanh(v); });
 }
 
+void activate(Activation f, const float* x, float* y, int64_t n, float scale) {
+  switch (f) {
+    case Activation::kIdentity:
+      return kernels::scale(scale, x, y, n);
+    case Activation::kGelu:
+      return gelu_erf(x, y, n, scale);
+    case Activation::kGeluTanh:
+      return gelu_tanh(x, y, n, scale);
+    case Activation::kRelu:
+      return relu(x, y, n, scale);
+    case Activation::kSquaredRelu:
+      return squared_relu(x, y, n, scale);
+    case Activation::kSilu:
+      return silu(x, y, n, scale);
+  }
+  fail(ErrorCode::kInvalidArgument, "activate: unknown activation ", static_cast<int>(f));
+}
+
 void swiglu(const float* gate, const float* up, float* y, int64_t n) {
   check_n(n, "swiglu");
   if (use_avx2()) return avx2::swiglu(gate, up, y, n);

@@ -13,6 +13,11 @@ void squared_relu(const float* x, float* y, int64_t n, float scale = 1.f);
 void sigmoid(const float* x, float* y, int64_t n, float scale = 1.f);
 void tanh_act(const float* x, float* y, int64_t n, float scale = 1.f);
 
+// The activations a layer can name, so that one call (or a matmul epilogue) applies any of
+// them. kIdentity is y = scale·x.
+enum class Activation { kIdentity, kGelu, kGeluTanh, kRelu, kSquaredRelu, kSilu };
+void activate(Activation f, const float* x, float* y, int64_t n, float scale = 1.f);
+
 // y = silu(gate) ⊙ up   (LLaMA's SwiGLU). y may alias gate or up.
 void swiglu(const float* gate, const float* up, float* y, int64_t n);
 

@@ -219,7 +219,7 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool&
 }
 
 void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float* out,
-            ThreadPool& pool) {
+            ThreadPool& pool, Activation activation, float activation_scale) {
   if (conv.out_h() == 0)
     fail(ErrorCode::kInvalidArgument, "conv2d: the conv is empty (not packed)");
   if (in == nullptr || out == nullptr)
@@ -234,9 +234,11 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
     if (lo(in) < out_end && lo(out) < in_end)
       fail(ErrorCode::kInvalidArgument, "conv2d: output overlaps input");
   }
+  MatmulEpilogue ep;
+  ep.bias = bias;
+  ep.activation = activation;
+  ep.activation_scale = activation_scale;
   if (c.direct_matmul) {
-    MatmulEpilogue ep;
-    ep.bias = bias;
     matmul(in, p.in_c, pixels, c.groups[0], out, p.out_c, pool, ep);
     return;
   }
@@ -289,13 +291,7 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
             }
           }
         }
-        if (bias) {
-          const float* bg = bias + g * cout;
-          for (int64_t r = 0; r < rows; ++r) {
-            float* d = c_base + r * p.out_c;
-            for (int64_t j = 0; j < cout; ++j) d[j] += bg[j];
-          }
-        }
+        finish_block(out + m0 * p.out_c, p.out_c, rows, g * cout, (g + 1) * cout, ep);
       },
       detail::compute_ns(2.0 * static_cast<double>(pixels) * static_cast<double>(p.out_c) *
                          static_cast<double>(k_total)));

@@ -60,10 +60,13 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w);
 // the panels of the one matrix of an ungrouped conv.
 PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool& pool);
 
-// out[out_h, out_w, out_c] = conv(in[in_h, in_w, in_c]) + bias (bias may be null). out must
-// not overlap in. Bitwise identical results for any number of threads in the pool.
+// out[out_h, out_w, out_c] = activation_scale · activation(conv(in[in_h, in_w, in_c]) + bias)
+// (bias may be null). The activation is applied to each block of the output as it completes,
+// while it is in cache. out must not overlap in. Bitwise identical results for any number of
+// threads in the pool, and to conv2d without an activation followed by activate().
 void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float* out,
-            ThreadPool& pool);
+            ThreadPool& pool, Activation activation = Activation::kIdentity,
+            float activation_scale = 1.f);
 
 // 2×2 average pool, stride 2, ceil mode, averaging only over the elements inside the input
 // (PyTorch count_include_pad=False). out is [ceil(h/2), ceil(w/2), c].

@@ -82,6 +82,7 @@ void apply_epilogue(const float* acc, int64_t rows, int64_t acc_stride, int64_t 
       const float v = ep.bias ? s[j] + ep.bias[n0 + j] : s[j];
       d[j] = ep.accumulate ? d[j] + v : v;
     }
+    if (has_activation(ep)) activate(ep.activation, d, d, cols, ep.activation_scale);
   }
 }
 
@@ -201,13 +202,8 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
               }
             }
           }
-          if (ep.bias) {
-            const int64_t n0 = p0 * kPanelRows, n1 = std::min(w.n, p1 * kPanelRows);
-            for (int64_t r = 0; r < rows; ++r) {
-              float* d = c_chunk + (m0 + r) * ldc;
-              for (int64_t j = n0; j < n1; ++j) d[j] += ep.bias[j];
-            }
-          }
+          finish_block(c_chunk + m0 * ldc, ldc, rows, p0 * kPanelRows,
+                       std::min(w.n, p1 * kPanelRows), ep);
         },
         detail::compute_ns(2.0 * static_cast<double>(crows) * static_cast<double>(w.n) *
                            static_cast<double>(w.k)));
@@ -215,6 +211,21 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
 }
 
 }  // namespace
+
+bool has_activation(const MatmulEpilogue& ep) {
+  return ep.activation != Activation::kIdentity || ep.activation_scale != 1.f;
+}
+
+void finish_block(float* c, int64_t ldc, int64_t rows, int64_t n0, int64_t n1,
+                  const MatmulEpilogue& ep) {
+  if (!ep.bias && !has_activation(ep)) return;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* d = c + r * ldc;
+    if (ep.bias)
+      for (int64_t j = n0; j < n1; ++j) d[j] += ep.bias[j];
+    if (has_activation(ep)) activate(ep.activation, d + n0, d + n0, n1 - n0, ep.activation_scale);
+  }
+}
 
 NextWeights next_weights(const PackedMatrix::Impl& w, int64_t p, int64_t p0, int64_t p1, int64_t k0,
                          int64_t kc, int64_t k_block) {
@@ -240,6 +251,9 @@ void matmul(const float* a, int64_t lda, int64_t m, const PackedMatrix& w, float
     fail(ErrorCode::kInvalidArgument, "matmul: lda = ", lda, " is smaller than K = ", impl.k);
   if (ldc < impl.n)
     fail(ErrorCode::kInvalidArgument, "matmul: ldc = ", ldc, " is smaller than N = ", impl.n);
+  if (epilogue.accumulate && has_activation(epilogue))
+    fail(ErrorCode::kInvalidArgument,
+         "matmul: an activation epilogue cannot accumulate into C (it applies to A·Wᵀ + bias)");
   if (m == 0) return;
   if (a == nullptr || c == nullptr) fail(ErrorCode::kInvalidArgument, "matmul: null A or C");
   const KernelSet& ks = active_isa() == Isa::kAvx2 ? kAvx2 : kScalar;

@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "kernels/activation.h"
+
 namespace flamingo {
 class ThreadPool;
 }
@@ -84,6 +86,11 @@ struct MatmulEpilogue {
   // such calls take the GEMM path with A in fp32, exact but 2-5× slower at M = 1; that suits
   // the few small GEMVs of a vision encoder, where errors compound through the layers.
   bool int8_activations = false;
+  // C = activation_scale · activation(A·Wᵀ + bias), applied to each block of C as soon as it
+  // is complete, while it is still in cache: a separate pass reads and writes all of C once
+  // more (the vision encoder's GELUs). Not with accumulate.
+  Activation activation = Activation::kIdentity;
+  float activation_scale = 1.f;
 };
 
 // C = A·Wᵀ with row strides lda ≥ K and ldc ≥ N (in floats). A and C must not overlap.

@@ -38,4 +38,10 @@ struct NextWeights {
 NextWeights next_weights(const PackedMatrix::Impl& w, int64_t p, int64_t p0, int64_t p1, int64_t k0,
                          int64_t kc, int64_t k_block);
 
+// Columns [n0, n1) of `rows` rows of C (row stride ldc) hold A·Wᵀ: add ep.bias[n0..n1) and
+// apply ep's activation. The GEMM and the convolution call it on each block they complete.
+void finish_block(float* c, int64_t ldc, int64_t rows, int64_t n0, int64_t n1,
+                  const MatmulEpilogue& ep);
+bool has_activation(const MatmulEpilogue& ep);
+
 }  // namespace flamingo::kernels

@@ -1,4 +1,4 @@
-// The activations a config can name, and one call that applies any of them.
+// The activations a config can name, mapped to the kernels' enum, and a pooled form of the call.
 #pragma once
 
 #include <algorithm>
@@ -10,7 +10,7 @@
 
 namespace flamingo::model {
 
-enum class Activation { kGelu, kGeluTanh, kRelu, kSquaredRelu, kSilu };
+using kernels::Activation;
 
 inline Activation to_activation(io::VisionActivation a) {
   switch (a) {
@@ -38,30 +38,10 @@ inline Activation to_activation(io::ResamplerActivation a) {
   return Activation::kGelu;
 }
 
-// y = scale · f(x) over n values (x and y may alias).
-inline void activate(Activation a, const float* x, float* y, int64_t n, float scale = 1.f) {
-  switch (a) {
-    case Activation::kGelu:
-      kernels::gelu_erf(x, y, n, scale);
-      return;
-    case Activation::kGeluTanh:
-      kernels::gelu_tanh(x, y, n, scale);
-      return;
-    case Activation::kRelu:
-      kernels::relu(x, y, n, scale);
-      return;
-    case Activation::kSquaredRelu:
-      kernels::squared_relu(x, y, n, scale);
-      return;
-    case Activation::kSilu:
-      kernels::silu(x, y, n, scale);
-      return;
-  }
-}
-
-// The same over the pool's threads, in fixed chunks of values: the vision encoder's
-// activations are millions of values per image, which on one thread left the other idle for
-// a tenth of the encoder's time. Element-wise, so the result does not depend on the threads.
+// y = scale · f(x) over n values (x and y may alias), on the pool's threads in fixed chunks of
+// values: the vision encoder's activations are millions of values per image, which on one
+// thread left the other idle for a tenth of the encoder's time. Element-wise, so the result
+// does not depend on the threads.
 inline void activate(Activation a, const float* x, float* y, int64_t n, float scale,
                      ThreadPool& pool) {
   constexpr int64_t kChunk = 16384;
@@ -69,7 +49,7 @@ inline void activate(Activation a, const float* x, float* y, int64_t n, float sc
       (n + kChunk - 1) / kChunk,
       [&](int64_t t) {
         const int64_t i = t * kChunk;
-        activate(a, x + i, y + i, std::min(kChunk, n - i), scale);
+        kernels::activate(a, x + i, y + i, std::min(kChunk, n - i), scale);
       },
       0.5 * static_cast<double>(n));  // about 0.5 ns per value on one thread (erf GELU)
 }

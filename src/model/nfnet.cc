@@ -88,13 +88,11 @@ NfnetEncoder::NfnetEncoder(const io::VisionConfig& spec, WeightSource& w)
   // Stem: 3×3 convs with strides 2, 1, 1, 2 and activations between them (none after the last).
   static constexpr int kStemStrides[4] = {2, 1, 1, 2};
   int64_t hw = spec.image_size, c = 3;
-  stem_hw_[0] = hw;
   for (int i = 0; i < 4; ++i) {
     stem_[static_cast<size_t>(i)] =
         load_conv(w, "vision.stem.conv" + std::to_string(i + 1), hw, hw, c,
                   spec.stem_channels[static_cast<size_t>(i)], 3, kStemStrides[i], 1);
     hw = kernels::same_out_size(hw, kStemStrides[i]);
-    stem_hw_[static_cast<size_t>(i) + 1] = hw;
     c = spec.stem_channels[static_cast<size_t>(i)];
   }
   // β follows the expected variance of the residual stream: reset after each stage's first
@@ -169,12 +167,9 @@ void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, flo
   }
 
   // The residual branch ping-pongs between t0 and t1 (a conv never writes its input).
-  b.conv1.run(h, t0, pool);
-  activate(act_, t0, t0, in_n * b.mid_c, g, pool);
-  b.conv2.run(t0, t1, pool);
-  activate(act_, t1, t1, out_n * b.mid_c, g, pool);
-  b.conv2b.run(t1, t0, pool);
-  activate(act_, t0, t0, out_n * b.mid_c, g, pool);
+  b.conv1.run(h, t0, pool, act_, g);
+  b.conv2.run(t0, t1, pool, act_, g);
+  b.conv2b.run(t1, t0, pool, act_, g);
   float* r = t1;
   b.conv3.run(t0, r, pool);
 
@@ -216,9 +211,10 @@ void NfnetEncoder::forward(const float* image, float* out, ThreadPool& pool) con
   const int64_t s = spec_.image_size;
   std::copy(image, image + s * s * 3, a);
   for (size_t i = 0; i < 4; ++i) {
-    stem_[i].run(a, b, pool);
-    const int64_t n = stem_hw_[i + 1] * stem_hw_[i + 1] * spec_.stem_channels[i];
-    if (i < 3) activate(act_, b, b, n, gamma_, pool);
+    if (i < 3)
+      stem_[i].run(a, b, pool, act_, gamma_);
+    else
+      stem_[i].run(a, b, pool);
     std::swap(a, b);
   }
   for (const Block& blk : blocks_) {
@@ -227,8 +223,7 @@ void NfnetEncoder::forward(const float* image, float* out, ThreadPool& pool) con
   }
   const int64_t n_pos = grid_h_ * grid_w_;
   if (spec_.tap == io::VisionTap::kFinalAct) {
-    final_conv_.run(a, out, pool);
-    activate(act_, out, out, n_pos * out_channels_, gamma_, pool);
+    final_conv_.run(a, out, pool, act_, gamma_);
   } else {
     std::copy(a, a + n_pos * out_channels_, out);
   }

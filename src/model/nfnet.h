@@ -38,8 +38,10 @@ class NfnetEncoder {
   struct Conv {
     kernels::PackedConv2d conv;
     std::vector<float> bias;
-    void run(const float* in, float* out, ThreadPool& pool) const {
-      kernels::conv2d(in, conv, bias.data(), out, pool);
+    // out = scale·act(conv(in) + bias): the activation rides in the conv's epilogue.
+    void run(const float* in, float* out, ThreadPool& pool, Activation act = Activation::kIdentity,
+             float scale = 1.f) const {
+      kernels::conv2d(in, conv, bias.data(), out, pool, act, scale);
     }
   };
   struct Block {
@@ -62,7 +64,6 @@ class NfnetEncoder {
   Activation act_;
   float gamma_, alpha_;
   std::array<Conv, 4> stem_;
-  std::array<int64_t, 5> stem_hw_{};  // spatial side after each stem conv (index 0 = input)
   std::vector<Block> blocks_;
   Conv final_conv_;
   int64_t out_channels_ = 0, grid_h_ = 0, grid_w_ = 0;

@@ -204,6 +204,59 @@ TEST(Conv, BitwiseIdenticalForAnyThreadCount) {
   });
 }
 
+// The activation rides in the epilogue of each output block; it must give the bits of a
+// separate pass over the whole output, for grouped convs (several m blocks and groups), strided
+// ones, and the 1×1 convs that run as a matmul.
+TEST(Conv, ActivationEpilogueEqualsASeparatePass) {
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
+  const ConvCase cases[] = {
+      {{.in_h = 20, .in_w = 21, .in_c = 64, .out_c = 96, .kernel = 3, .stride = 1, .groups = 2}},
+      {{.in_h = 20, .in_w = 20, .in_c = 48, .out_c = 40, .kernel = 3, .stride = 2},
+       WeightType::kF16},
+      {{.in_h = 17, .in_w = 15, .in_c = 64, .out_c = 72, .kernel = 1}},
+      {{.in_h = 17, .in_w = 15, .in_c = 64, .out_c = 72, .kernel = 1}, WeightType::kQ8_0}};
+  const kernels::Activation acts[] = {kernels::Activation::kGelu, kernels::Activation::kGeluTanh,
+                                      kernels::Activation::kRelu, kernels::Activation::kIdentity};
+  testing::for_each_isa([&](Isa) {
+    uint64_t seed = 900;
+    for (const ConvCase& c : cases) {
+      const auto plain = run_case(c, pool, seed);
+      const int64_t k = c.p.in_c / c.p.groups * c.p.kernel * c.p.kernel;
+      // run_case's inputs again (same seeds), packed the same way.
+      const auto in = testing::random_floats(static_cast<size_t>(c.p.in_h * c.p.in_w * c.p.in_c),
+                                             seed, -1.f, 1.f);
+      const auto weight =
+          testing::random_floats(static_cast<size_t>(c.p.out_c * k), seed + 1, -0.5f, 0.5f);
+      const auto bias = testing::random_floats(static_cast<size_t>(c.p.out_c), seed + 2, -1.f, 1.f);
+      std::vector<uint16_t> half(weight.size());
+      std::vector<int8_t> q8(weight.size());
+      std::vector<uint16_t> scales(weight.size() / 32 + 1);
+      WeightView view{c.type, weight.data(), nullptr, c.p.out_c, k};
+      if (c.type == WeightType::kF16) {
+        for (size_t i = 0; i < weight.size(); ++i) half[i] = kernels::fp32_to_fp16(weight[i]);
+        view.data = half.data();
+      } else if (c.type == WeightType::kQ8_0) {
+        for (int64_t r = 0; r < c.p.out_c; ++r)
+          kernels::quantize_row_q8_0(weight.data() + r * k, k, q8.data() + r * k,
+                                     scales.data() + r * k / 32);
+        view.data = q8.data();
+        view.scales = scales.data();
+      }
+      const auto conv = kernels::pack_conv2d(c.p, view);
+      for (const kernels::Activation f : acts) {
+        std::vector<float> want = plain;
+        kernels::activate(f, want.data(), want.data(), static_cast<int64_t>(want.size()), 1.7f);
+        testing::GuardedBuffer got(want.size());
+        kernels::conv2d(in.data(), conv, bias.data(), got.data(), pool, f, 1.7f);
+        EXPECT_TRUE(got.intact()) << describe(c);
+        EXPECT_EQ(0, std::memcmp(got.data(), want.data(), sizeof(float) * want.size()))
+            << describe(c) << " activation " << static_cast<int>(f);
+      }
+      seed += 10;
+    }
+  });
+}
+
 // Packing on a pool (model loading: groups in parallel, or the panels of an ungrouped conv)
 // gives the same packed weights as on one thread: same size, bitwise the same outputs.
 TEST(Conv, PoolPackingGivesTheSameConv) {

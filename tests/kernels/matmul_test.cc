@@ -264,6 +264,51 @@ TEST_P(MatmulTest, BitwiseIdenticalForAnyThreadCount) {
   }
 }
 
+// The activation epilogue is the same function applied to the same values as a separate pass
+// after the matmul, so the two must agree bit for bit, on the GEMV and the GEMM paths, with
+// N not a multiple of the 16-column panels, and with padded rows of C left untouched.
+TEST_P(MatmulTest, ActivationEpilogueEqualsASeparatePass) {
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
+  struct Act {
+    Activation f;
+    float scale;
+  };
+  const Act acts[] = {{Activation::kGelu, 1.7015043f},
+                      {Activation::kRelu, 1.f},
+                      {Activation::kSilu, 0.5f},
+                      {Activation::kIdentity, -2.f}};
+  uint64_t seed = 3000;
+  for (int64_t m : {1, 3, 8, 64, 200}) {
+    const int64_t n = 45, k = fit_k(100), ldc = n + 3;
+    const TestWeights w = make_weights(type(), n, k, seed);
+    const PackedMatrix packed = pack_matrix(w.view());
+    const std::vector<float> a = random_floats(static_cast<size_t>(m * k), seed + 1, -2.f, 2.f);
+    const std::vector<float> bias = random_floats(static_cast<size_t>(n), seed + 2);
+    for (bool int8 : {false, true}) {
+      for (const Act& act : acts) {
+        SCOPED_TRACE(::testing::Message()
+                     << "M=" << m << " activation " << static_cast<int>(act.f) << " int8 " << int8);
+        MatmulEpilogue plain;
+        plain.bias = bias.data();
+        plain.int8_activations = int8;
+        std::vector<float> want(static_cast<size_t>(m * ldc), 7.f);
+        matmul(a.data(), k, m, packed, want.data(), ldc, pool, plain);
+        for (int64_t i = 0; i < m; ++i)
+          kernels::activate(act.f, want.data() + i * ldc, want.data() + i * ldc, n, act.scale);
+        MatmulEpilogue fused = plain;
+        fused.activation = act.f;
+        fused.activation_scale = act.scale;
+        GuardedBuffer got(static_cast<size_t>(m * ldc));
+        std::fill(got.data(), got.data() + got.size(), 7.f);
+        matmul(a.data(), k, m, packed, got.data(), ldc, pool, fused);
+        EXPECT_TRUE(got.intact());
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0);
+      }
+    }
+    seed += 10;
+  }
+}
+
 std::string param_name(const ::testing::TestParamInfo<std::tuple<Isa, WeightType>>& info) {
   return std::string(std::get<0>(info.param) == Isa::kAvx2 ? "avx2" : "scalar") + "_" +
          weight_type_name(std::get<1>(info.param));
@@ -444,6 +489,13 @@ TEST(MatmulValidation, RejectsBadCalls) {
   EXPECT_TRUE(empty.empty());
   EXPECT_THROW(matmul(a.data(), 32, 2, empty, c.data(), 16, pool), Error);
   EXPECT_NO_THROW(matmul(a.data(), 32, 0, packed, c.data(), 16, pool));  // nothing to do
+  MatmulEpilogue act_acc;  // an activation of C + A·Wᵀ is not what the epilogue computes
+  act_acc.accumulate = true;
+  act_acc.activation = Activation::kGelu;
+  EXPECT_THROW(matmul(a.data(), 32, 2, packed, c.data(), 16, pool, act_acc), Error);
+  act_acc.activation = Activation::kIdentity;
+  act_acc.activation_scale = 2.f;
+  EXPECT_THROW(matmul(a.data(), 32, 2, packed, c.data(), 16, pool, act_acc), Error);
 }
 
 TEST(MatmulPacking, SizesAndMoves) {
