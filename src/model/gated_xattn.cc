@@ -122,18 +122,18 @@ void GatedXattn::forward(float* h, int64_t n, const VisualKV* const* media,
   // Dense half: every token, with or without media.
   norm(ff_norm_w_, ff_norm_b_, h, n, x.data());
   std::vector<float> up(static_cast<size_t>(n * spec_.ff_dim));
-  up_.apply(x.data(), n, up.data(), pool);
   switch (spec_.ffn) {
     case io::XattnFfn::kGelu:
-      kernels::gelu_erf(up.data(), up.data(), static_cast<int64_t>(up.size()));
+      up_.apply(x.data(), n, up.data(), pool, kernels::Activation::kGelu);
       break;
     case io::XattnFfn::kSquaredRelu:
-      kernels::squared_relu(up.data(), up.data(), static_cast<int64_t>(up.size()));
+      up_.apply(x.data(), n, up.data(), pool, kernels::Activation::kSquaredRelu);
       break;
     case io::XattnFfn::kRelu:
-      kernels::relu(up.data(), up.data(), static_cast<int64_t>(up.size()));
+      up_.apply(x.data(), n, up.data(), pool, kernels::Activation::kRelu);
       break;
     case io::XattnFfn::kSwiglu: {
+      up_.apply(x.data(), n, up.data(), pool);
       std::vector<float> g(up.size());
       gate_.apply(x.data(), n, g.data(), pool);
       kernels::swiglu(g.data(), up.data(), up.data(), static_cast<int64_t>(up.size()));

@@ -36,6 +36,13 @@ struct Linear {
              const float* bias = nullptr) const {
     kernels::matmul(x, in(), m, w, y, out(), pool, {bias, accumulate, int8_activations});
   }
+  // y[m, out] = act(x[m, in]·Wᵀ), the activation applied by the matmul's epilogue.
+  void apply(const float* x, int64_t m, float* y, ThreadPool& pool, kernels::Activation act) const {
+    kernels::MatmulEpilogue ep;
+    ep.int8_activations = int8_activations;
+    ep.activation = act;
+    kernels::matmul(x, in(), m, w, y, out(), pool, ep);
+  }
 };
 
 }  // namespace flamingo::model

@@ -109,9 +109,7 @@ void Resampler::forward(const float* features, int64_t frames, int64_t positions
     l.o.apply(o.data(), n, lat.data(), pool, /*accumulate=*/true);
 
     layer_norm(l.ff_norm, lat.data(), n, d, hn.data());
-    l.up.apply(hn.data(), n, ffh.data(), pool);
-    activate(to_activation(spec_.ff_activation), ffh.data(), ffh.data(),
-             static_cast<int64_t>(ffh.size()), 1.f, pool);
+    l.up.apply(hn.data(), n, ffh.data(), pool, to_activation(spec_.ff_activation));
     l.down.apply(ffh.data(), n, lat.data(), pool, /*accumulate=*/true);
   }
   layer_norm(final_norm_, lat.data(), n, d, out);
