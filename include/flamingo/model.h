@@ -17,6 +17,11 @@ struct ModelOptions {
   int threads = 0;            // compute threads of the model's pool; 0 = all hardware threads
   bool use_mmap = true;       // false: read the files into memory instead of mapping them
   bool force_scalar = false;  // run the portable scalar kernels even where AVX2 is available
+  // A directory for packed weights kept between loads ("" = none; created if missing). The
+  // first load writes the model's packed weights there (one file per model, about the size
+  // of its weight files); later loads of the same files map them instead of packing again.
+  // A stale, damaged or unwritable cache never fails a load: see ModelInfo::pack_cache.
+  std::string pack_cache_dir;
 };
 
 // What a loaded model is, for display and for callers that size their buffers.
@@ -35,6 +40,9 @@ struct ModelInfo {
   int64_t parameters = 0;      // number of weights
   int64_t weight_bytes = 0;    // bytes of the weight files
   std::string default_prompt;  // the caption prompt from config.json
+  // What the pack cache did in this load: "off", "hit", "written" (the first load),
+  // "rewritten (why)" (the file was unreadable or incomplete) or "not written (why)".
+  std::string pack_cache = "off";
 };
 
 class Model {

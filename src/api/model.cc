@@ -1,13 +1,17 @@
 #include "flamingo/model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
 #include "api/model_impl.h"
 #include "io/model_manifest.h"
 #include "kernels/cpu.h"
+#include "kernels/matmul.h"
+#include "model/pack_cache.h"
 #include "model/safetensors_weight_source.h"
 #include "util/check.h"
+#include "util/fnv1a.h"
 
 namespace flamingo {
 namespace {
@@ -36,6 +40,30 @@ int64_t count_parameters(const io::ModelWeights& w) {
       n += t.numel;
   }
   return n;
+}
+
+// Identifies the packed weights of a model directory: the weight files (name, size,
+// modification time and safetensors header), config.json (which decides e.g. whether conv
+// weights are standardised at load) and this build's packed layout.
+uint64_t pack_cache_key(const std::filesystem::path& dir, const io::ModelWeights& w) {
+  namespace fs = std::filesystem;
+  uint64_t h = fnv1a("flamingo pack cache 1", 21);
+  const uint64_t layout = kernels::packed_layout_digest();
+  h = fnv1a(&layout, sizeof layout, h);
+  const io::MappedFile config = io::MappedFile::open(dir / "config.json", io::MapMode::kRead);
+  h = fnv1a(config.data(), config.size(), h);
+  for (const io::SafetensorsFile& f : w.files()) {
+    const fs::path path(f.source());
+    const std::string name = fs::absolute(path).string();
+    h = fnv1a(name.data(), name.size(), h);
+    const uint64_t size = f.bytes().size();
+    h = fnv1a(&size, sizeof size, h);
+    std::error_code ec;
+    const auto mtime = fs::last_write_time(path, ec).time_since_epoch().count();
+    h = fnv1a(&mtime, sizeof mtime, h);
+    h = fnv1a(f.bytes().data(), std::min<uint64_t>(size, 8 + f.header_bytes()), h);
+  }
+  return h;
 }
 
 }  // namespace
@@ -77,7 +105,17 @@ std::shared_ptr<const Model> Model::load(const std::string& directory,
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   model::SafetensorsWeightSource source(*impl->weights);
   source.set_pack_pool(impl->pool.get());
+  std::unique_ptr<model::PackCache> cache;
+  if (!options.pack_cache_dir.empty()) {
+    cache = std::make_unique<model::PackCache>(options.pack_cache_dir,
+                                               pack_cache_key(dir, *impl->weights));
+    source.set_pack_cache(cache.get());
+  }
   impl->net = std::make_unique<model::FlamingoModel>(impl->config, source);
+  if (cache) {
+    cache->commit();
+    impl->info.pack_cache = cache->status();
+  }
   impl->preprocess = preprocess_params(impl->config);
 
   ModelInfo& i = impl->info;

@@ -99,8 +99,9 @@ MappedFile MappedFile::open(const std::filesystem::path& path, MapMode mode) {
 
   MappedFile f;
   f.name_ = name;
-  if (mode == MapMode::kMmap) {
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  if (mode == MapMode::kMmap || mode == MapMode::kMmapPopulate) {
+    const int flags = MAP_PRIVATE | (mode == MapMode::kMmapPopulate ? MAP_POPULATE : 0);
+    void* p = ::mmap(nullptr, size, PROT_READ, flags, fd.get(), 0);
     if (p == MAP_FAILED) fail(ErrorCode::kIo, name, ": mmap failed: ", std::strerror(errno));
     f.data_ = static_cast<const uint8_t*>(p);
     f.size_ = size;

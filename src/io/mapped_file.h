@@ -14,8 +14,9 @@
 namespace flamingo::io {
 
 enum class MapMode {
-  kMmap,  // PROT_READ, MAP_PRIVATE
-  kRead,  // read() the whole file into an owned, 64-byte aligned buffer
+  kMmap,          // PROT_READ, MAP_PRIVATE
+  kMmapPopulate,  // the same, every page mapped up front (MAP_POPULATE): no faults later
+  kRead,          // read() the whole file into an owned, 64-byte aligned buffer
 };
 
 class MappedFile {

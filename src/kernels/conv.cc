@@ -149,11 +149,57 @@ const Conv2dParams& PackedConv2d::params() const {
 }
 int64_t PackedConv2d::out_h() const { return impl_ ? impl_->out_h : 0; }
 int64_t PackedConv2d::out_w() const { return impl_ ? impl_->out_w : 0; }
+int64_t PackedConv2d::num_groups() const {
+  return impl_ ? static_cast<int64_t>(impl_->groups.size()) : 0;
+}
 size_t PackedConv2d::bytes() const {
   size_t b = 0;
   if (impl_)
     for (const auto& m : impl_->groups) b += m.bytes();
   return b;
+}
+
+namespace {
+
+std::unique_ptr<PackedConv2d::Impl> conv_layout(const Conv2dParams& p) {
+  auto impl = std::make_unique<PackedConv2d::Impl>();
+  impl->p = p;
+  impl->out_h = same_out_size(p.in_h, p.stride);
+  impl->out_w = same_out_size(p.in_w, p.stride);
+  impl->pad_top = same_pad_before(p.in_h, p.kernel, p.stride);
+  impl->pad_left = same_pad_before(p.in_w, p.kernel, p.stride);
+  impl->direct_matmul = p.kernel == 1 && p.stride == 1 && p.groups == 1;
+  return impl;
+}
+
+}  // namespace
+
+const PackedMatrix& PackedConv2d::group(int64_t g) const {
+  FLAMINGO_CHECK(impl_ != nullptr && g >= 0 && g < static_cast<int64_t>(impl_->groups.size()));
+  return impl_->groups[static_cast<size_t>(g)];
+}
+
+PackedConv2d adopt_packed_conv2d(const Conv2dParams& p, std::vector<PackedMatrix> groups) {
+  validate(p);
+  auto impl = conv_layout(p);
+  const int64_t cin = p.in_c / p.groups, cout = p.out_c / p.groups;
+  const int64_t k = cin * p.kernel * p.kernel;
+  const size_t want = impl->direct_matmul ? 1 : static_cast<size_t>(p.groups);
+  if (groups.size() != want)
+    fail(ErrorCode::kInvalidArgument, "adopt_packed_conv2d: ", groups.size(),
+         " packed matrices for a conv that packs ", want);
+  for (const PackedMatrix& g : groups) {
+    if (g.empty() || g.n() != (impl->direct_matmul ? p.out_c : cout) || g.k() != k ||
+        g.type() != groups[0].type())
+      fail(ErrorCode::kInvalidArgument, "adopt_packed_conv2d: a group's packed matrix is ", g.n(),
+           "×", g.k(), ", expected ", cout, "×", k, " of one weight type");
+    if (!impl->direct_matmul && g.type() != WeightType::kF32 && g.type() != WeightType::kF16 &&
+        g.type() != WeightType::kBF16)
+      fail(ErrorCode::kInvalidArgument, "adopt_packed_conv2d: ", weight_type_name(g.type()),
+           " weights only pack 1×1 stride-1 ungrouped convs");
+  }
+  impl->groups = std::move(groups);
+  return PackedConv2d(std::move(impl));
 }
 
 PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool* pool) {
@@ -165,13 +211,7 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool*
          p.out_c, "×", cin * taps, " (out_c × in_c/groups·kernel²)");
   if (w.data == nullptr) fail(ErrorCode::kInvalidArgument, "pack_conv2d: null weight data");
 
-  auto impl = std::make_unique<PackedConv2d::Impl>();
-  impl->p = p;
-  impl->out_h = same_out_size(p.in_h, p.stride);
-  impl->out_w = same_out_size(p.in_w, p.stride);
-  impl->pad_top = same_pad_before(p.in_h, p.kernel, p.stride);
-  impl->pad_left = same_pad_before(p.in_w, p.kernel, p.stride);
-  impl->direct_matmul = p.kernel == 1 && p.stride == 1 && p.groups == 1;
+  auto impl = conv_layout(p);
   const auto pack = [&](const WeightView& v, ThreadPool* on) {
     return on ? pack_matrix(v, *on) : pack_matrix(v);
   };

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "kernels/matmul.h"
 
@@ -41,6 +42,10 @@ class PackedConv2d {
   int64_t out_h() const;
   int64_t out_w() const;
   size_t bytes() const;
+  // The packed matrix of group g: one per group, or a single one for a 1×1 stride-1
+  // ungrouped conv (it runs as a plain matmul).
+  const PackedMatrix& group(int64_t g) const;
+  int64_t num_groups() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }
@@ -48,6 +53,7 @@ class PackedConv2d {
  private:
   explicit PackedConv2d(std::unique_ptr<Impl> impl);
   friend PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool* pool);
+  friend PackedConv2d adopt_packed_conv2d(const Conv2dParams& p, std::vector<PackedMatrix> groups);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -59,6 +65,9 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w);
 // The same bytes, packed on the pool's threads (model loading): the groups in parallel, or
 // the panels of the one matrix of an ungrouped conv.
 PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool& pool);
+// A conv over matrices packed earlier (group(g) of a conv with the same params, e.g. adopted
+// from kept bytes, see adopt_packed_matrix). Throws flamingo::Error if they do not fit p.
+PackedConv2d adopt_packed_conv2d(const Conv2dParams& p, std::vector<PackedMatrix> groups);
 
 // out[out_h, out_w, out_c] = activation_scale · activation(conv(in[in_h, in_w, in_c]) + bias)
 // (bias may be null). The activation is applied to each block of the output as it completes,

@@ -61,6 +61,8 @@ class PackedMatrix {
   int64_t k() const;
   size_t bytes() const;  // memory held by the packed copy
   bool empty() const;
+  // The packed bytes (bytes() of them), for callers that keep packed weights across loads.
+  const uint8_t* packed_data() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }
@@ -69,6 +71,9 @@ class PackedMatrix {
   explicit PackedMatrix(std::unique_ptr<Impl> impl);
   friend PackedMatrix pack_matrix(const WeightView& w);
   friend PackedMatrix pack_matrix(const WeightView& w, ThreadPool& pool);
+  friend PackedMatrix adopt_packed_matrix(WeightType type, int64_t n, int64_t k,
+                                          const uint8_t* data, size_t size,
+                                          std::shared_ptr<const void> owner);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -76,6 +81,18 @@ class PackedMatrix {
 PackedMatrix pack_matrix(const WeightView& w);
 // The same result, with groups of panels packed on the pool's threads (model loading).
 PackedMatrix pack_matrix(const WeightView& w, ThreadPool& pool);
+
+// Packing is a pure function of a matrix's type, shape and values, the same on every ISA, so
+// its bytes can be kept (model/pack_cache) and used again by a later load without repacking.
+// adopt_packed_matrix makes a matrix over `size` bytes at `data` that packed_data() of a
+// (type, n, k) matrix held, used in place; `owner` keeps them alive for as long as the matrix
+// lives. Throws flamingo::Error if size is not the packed size of that shape, data is not
+// 64-byte aligned, or the shape is invalid. The bytes themselves cannot be checked.
+PackedMatrix adopt_packed_matrix(WeightType type, int64_t n, int64_t k, const uint8_t* data,
+                                 size_t size, std::shared_ptr<const void> owner);
+// Changes whenever the packed layout does (a digest of small matrices of every type packed by
+// this build), so that kept bytes are never read with another layout.
+uint64_t packed_layout_digest();
 
 struct MatmulEpilogue {
   const float* bias = nullptr;  // [N], added to every row

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "kernels/matmul_packed.h"
 #include "kernels/work_estimate.h"
 #include "util/check.h"
+#include "util/fnv1a.h"
 #include "util/thread_pool.h"
 
 namespace flamingo::kernels {
@@ -49,27 +51,25 @@ namespace {
 
 bool is_quantised(WeightType t) { return t == WeightType::kQ8_0 || t == WeightType::kQ4_0; }
 
-void validate(const WeightView& w) {
+void validate(const WeightView& w, const char* what = "pack_matrix") {
   const char* name = weight_type_name(w.type);
   if (std::strcmp(name, "unknown") == 0)
-    fail(ErrorCode::kInvalidArgument, "pack_matrix: unknown weight type ",
-         static_cast<int>(w.type));
+    fail(ErrorCode::kInvalidArgument, what, ": unknown weight type ", static_cast<int>(w.type));
   if (w.n <= 0 || w.k <= 0)
-    fail(ErrorCode::kInvalidArgument, "pack_matrix: ", name, " weight has n = ", w.n, ", k = ", w.k,
+    fail(ErrorCode::kInvalidArgument, what, ": ", name, " weight has n = ", w.n, ", k = ", w.k,
          "; both must be positive");
   // Keeps every byte offset (and n·k·4) far from int64/size_t overflow.
   constexpr int64_t kMaxDim = int64_t{1} << 31;
   if (w.n > kMaxDim || w.k > kMaxDim || w.n * w.k > (int64_t{1} << 40))
-    fail(ErrorCode::kResourceLimit, "pack_matrix: ", name, " weight of ", w.n, "×", w.k,
+    fail(ErrorCode::kResourceLimit, what, ": ", name, " weight of ", w.n, "×", w.k,
          " is too large");
-  if (w.data == nullptr)
-    fail(ErrorCode::kInvalidArgument, "pack_matrix: ", name, " weight has no data");
+  if (w.data == nullptr) fail(ErrorCode::kInvalidArgument, what, ": ", name, " weight has no data");
   if (is_quantised(w.type)) {
     if (w.k % kQBlock != 0)
-      fail(ErrorCode::kInvalidArgument, "pack_matrix: ", name, " weight has k = ", w.k,
+      fail(ErrorCode::kInvalidArgument, what, ": ", name, " weight has k = ", w.k,
            ", not a multiple of ", kQBlock);
     if (w.scales == nullptr)
-      fail(ErrorCode::kInvalidArgument, "pack_matrix: ", name, " weight has no scales");
+      fail(ErrorCode::kInvalidArgument, what, ": ", name, " weight has no scales");
   }
 }
 
@@ -134,7 +134,7 @@ void pack_panels(const WeightView& w, PackedMatrix::Impl& impl, int64_t p0, int6
                                                                              : k * 2);
   const uint8_t* rows[kPanelRows];
   for (int64_t p = p0; p < p1; ++p) {
-    uint8_t* dst = impl.data.get() + static_cast<size_t>(p) * impl.panel_stride;
+    uint8_t* dst = impl.owned.get() + static_cast<size_t>(p) * impl.panel_stride;
     const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, n - p * kPanelRows));
     // Rows past n in the last panel and the alignment tail of every panel read as zero.
     if (nr < kPanelRows) {
@@ -166,19 +166,26 @@ void pack_panels(const WeightView& w, PackedMatrix::Impl& impl, int64_t p0, int6
   }
 }
 
-std::unique_ptr<PackedMatrix::Impl> allocate(const WeightView& w) {
-  validate(w);
+// The layout of a (type, n, k) matrix; no memory yet.
+std::unique_ptr<PackedMatrix::Impl> layout(WeightType type, int64_t n, int64_t k) {
   auto impl = std::make_unique<PackedMatrix::Impl>();
-  impl->type = w.type;
-  impl->n = w.n;
-  impl->k = w.k;
-  impl->num_panels = (w.n + kPanelRows - 1) / kPanelRows;
-  const size_t raw = detail::panel_bytes(static_cast<detail::PanelType>(w.type), w.k);
+  impl->type = type;
+  impl->n = n;
+  impl->k = k;
+  impl->num_panels = (n + kPanelRows - 1) / kPanelRows;
+  const size_t raw = detail::panel_bytes(static_cast<detail::PanelType>(type), k);
   impl->panel_stride = (raw + 63) / 64 * 64;
   impl->bytes = impl->panel_stride * static_cast<size_t>(impl->num_panels);
-  impl->data = allocate_large_buffer(impl->bytes);
-  if (!impl->data)
+  return impl;
+}
+
+std::unique_ptr<PackedMatrix::Impl> allocate(const WeightView& w) {
+  validate(w);
+  auto impl = layout(w.type, w.n, w.k);
+  impl->owned = allocate_large_buffer(impl->bytes);
+  if (!impl->owned)
     fail(ErrorCode::kResourceLimit, "pack_matrix: cannot allocate ", impl->bytes, " bytes");
+  impl->data = impl->owned.get();
   return impl;
 }
 
@@ -204,6 +211,66 @@ PackedMatrix pack_matrix(const WeightView& w, ThreadPool& pool) {
       },
       detail::stream_ns(3.0 * static_cast<double>(im.bytes)));
   return PackedMatrix(std::move(impl));
+}
+
+const uint8_t* PackedMatrix::packed_data() const { return impl_ ? impl_->data : nullptr; }
+
+PackedMatrix adopt_packed_matrix(WeightType type, int64_t n, int64_t k, const uint8_t* data,
+                                 size_t size, std::shared_ptr<const void> owner) {
+  // The adopted bytes stand in for the data and scales validate() wants to see.
+  validate(WeightView{type, data, reinterpret_cast<const uint16_t*>(data), n, k},
+           "adopt_packed_matrix");
+  auto impl = layout(type, n, k);
+  if (size != impl->bytes)
+    fail(ErrorCode::kInvalidArgument, "adopt_packed_matrix: ", size, " bytes for a ",
+         weight_type_name(type), " ", n, "×", k, " matrix, whose packed size is ", impl->bytes);
+  if (reinterpret_cast<uintptr_t>(data) % 64 != 0)
+    fail(ErrorCode::kInvalidArgument, "adopt_packed_matrix: data is not 64-byte aligned");
+  impl->data = data;
+  impl->owner = std::move(owner);
+  return PackedMatrix(std::move(impl));
+}
+
+uint64_t packed_layout_digest() {
+  static const uint64_t digest = [] {
+    // Odd sizes, so that partial panels and padding are part of the digest.
+    constexpr int64_t kN = 37, kK = 96;
+    std::vector<float> w(static_cast<size_t>(kN * kK));
+    uint32_t state = 12345;
+    for (float& v : w) {
+      state = state * 1664525u + 1013904223u;
+      v = static_cast<float>(static_cast<int32_t>(state >> 8) - (1 << 23)) / float{1 << 23};
+    }
+    std::vector<uint16_t> half(w.size()), scales(w.size() / kQBlock);
+    std::vector<int8_t> q8(w.size());
+    std::vector<uint8_t> q4(w.size() / 2);
+    uint64_t h = kFnv1aSeed;
+    for (WeightType t : {WeightType::kF32, WeightType::kF16, WeightType::kBF16, WeightType::kQ8_0,
+                         WeightType::kQ4_0}) {
+      WeightView v{t, w.data(), nullptr, kN, kK};
+      if (t == WeightType::kF16 || t == WeightType::kBF16) {
+        for (size_t i = 0; i < w.size(); ++i)
+          half[i] = t == WeightType::kF16 ? fp32_to_fp16(w[i]) : fp32_to_bf16(w[i]);
+        v.data = half.data();
+      } else if (t == WeightType::kQ8_0 || t == WeightType::kQ4_0) {
+        for (int64_t r = 0; r < kN; ++r) {
+          uint16_t* sc = scales.data() + r * (kK / kQBlock);
+          if (t == WeightType::kQ8_0)
+            quantize_row_q8_0(w.data() + r * kK, kK, q8.data() + r * kK, sc);
+          else
+            quantize_row_q4_0(w.data() + r * kK, kK, q4.data() + r * kK / 2, sc);
+        }
+        v.data = t == WeightType::kQ8_0 ? static_cast<const void*>(q8.data()) : q4.data();
+        v.scales = scales.data();
+      }
+      const PackedMatrix m = pack_matrix(v);
+      const auto type = static_cast<uint8_t>(t);
+      h = fnv1a(&type, 1, h);
+      h = fnv1a(m.packed_data(), m.bytes(), h);
+    }
+    return h;
+  }();
+  return digest;
 }
 
 }  // namespace flamingo::kernels

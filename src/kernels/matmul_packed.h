@@ -17,11 +17,11 @@ struct PackedMatrix::Impl {
   int64_t num_panels = 0;
   size_t panel_stride = 0;  // bytes from one panel to the next (a multiple of 64)
   size_t bytes = 0;
-  LargeBuffer data;  // 64-byte aligned
+  const uint8_t* data = nullptr;      // 64-byte aligned: owned, or adopted from `owner`
+  LargeBuffer owned;                  // what pack_matrix allocated and wrote
+  std::shared_ptr<const void> owner;  // what keeps adopted bytes alive
 
-  const uint8_t* panel(int64_t p) const {
-    return data.get() + static_cast<size_t>(p) * panel_stride;
-  }
+  const uint8_t* panel(int64_t p) const { return data + static_cast<size_t>(p) * panel_stride; }
 };
 
 // What a blocked GEMM over panels [p0, p1) and k blocks of k_block columns reads after the

@@ -61,16 +61,14 @@ NfnetEncoder::Conv NfnetEncoder::load_conv(WeightSource& w, const std::string& p
   const kernels::WeightView view = w.matrix(prefix + ".weight", out_c, k);
   Conv c;
   if (spec_.ws_folded) {
-    c.conv = w.packed_conv(p, view);
+    c.conv = w.packed_conv(prefix, p, view.type, [&] { return view; });
   } else {
-    const std::vector<float> gain = w.floats(prefix + ".gain", out_c);
-    const std::vector<float> folded = standardise(view, gain, spec_.ws_eps);
-    kernels::WeightView fv;
-    fv.type = kernels::WeightType::kF32;
-    fv.data = folded.data();
-    fv.n = out_c;
-    fv.k = k;
-    c.conv = w.packed_conv(p, fv);
+    // Packed as the standardised f32 weights; kept alive until packed.
+    std::vector<float> folded;
+    c.conv = w.packed_conv(prefix, p, kernels::WeightType::kF32, [&] {
+      folded = standardise(view, w.floats(prefix + ".gain", out_c), spec_.ws_eps);
+      return kernels::WeightView{kernels::WeightType::kF32, folded.data(), nullptr, out_c, k};
+    });
   }
   c.bias = w.floats(prefix + ".bias", out_c);
   const int64_t oh = kernels::same_out_size(in_h, stride),

@@ -290,6 +290,45 @@ TEST(Conv, PoolPackingGivesTheSameConv) {
   }
 }
 
+// A conv rebuilt from its groups' packed matrices (what the pack cache does with adopted
+// bytes) computes the same; groups that do not fit the params are refused.
+TEST(Conv, AdoptedGroupsComputeTheSame) {
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
+  const Conv2dParams shapes[] = {
+      {.in_h = 9, .in_w = 8, .in_c = 48, .out_c = 72, .kernel = 3, .stride = 2, .groups = 3},
+      {.in_h = 9, .in_w = 8, .in_c = 64, .out_c = 40, .kernel = 1}};
+  for (const Conv2dParams& p : shapes) {
+    const int64_t k = p.in_c / p.groups * p.kernel * p.kernel;
+    const auto weight = testing::random_floats(static_cast<size_t>(p.out_c * k), 5, -0.5f, 0.5f);
+    const auto in =
+        testing::random_floats(static_cast<size_t>(p.in_h * p.in_w * p.in_c), 6, -1.f, 1.f);
+    const auto conv =
+        kernels::pack_conv2d(p, {WeightType::kF32, weight.data(), nullptr, p.out_c, k});
+    std::vector<kernels::PackedMatrix> groups;
+    for (int64_t g = 0; g < conv.num_groups(); ++g) {
+      const kernels::PackedMatrix& m = conv.group(g);
+      groups.push_back(kernels::adopt_packed_matrix(m.type(), m.n(), m.k(), m.packed_data(),
+                                                    m.bytes(), nullptr));
+    }
+    const auto adopted = kernels::adopt_packed_conv2d(p, std::move(groups));
+    const size_t n = static_cast<size_t>(conv.out_h() * conv.out_w() * p.out_c);
+    std::vector<float> a(n), b(n);
+    kernels::conv2d(in.data(), conv, nullptr, a.data(), pool);
+    kernels::conv2d(in.data(), adopted, nullptr, b.data(), pool);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), sizeof(float) * n)) << "groups " << p.groups;
+    Conv2dParams other = p;
+    other.out_c *= 2;
+    std::vector<kernels::PackedMatrix> again;
+    for (int64_t g = 0; g < conv.num_groups(); ++g) {
+      const kernels::PackedMatrix& m = conv.group(g);
+      again.push_back(kernels::adopt_packed_matrix(m.type(), m.n(), m.k(), m.packed_data(),
+                                                   m.bytes(), nullptr));
+    }
+    EXPECT_THROW(kernels::adopt_packed_conv2d(other, std::move(again)), Error);
+    EXPECT_THROW(kernels::adopt_packed_conv2d(p, {}), Error);
+  }
+}
+
 TEST(Conv, RejectsBadArguments) {
   std::vector<float> w(16 * 27);
   const WeightView view{WeightType::kF32, w.data(), nullptr, 16, 27};

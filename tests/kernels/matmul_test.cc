@@ -524,10 +524,59 @@ TEST(MatmulPacking, PoolPackingIsByteIdentical) {
       const PackedMatrix one = pack_matrix(w.view());
       const PackedMatrix many = pack_matrix(w.view(), pool);
       ASSERT_EQ(one.bytes(), many.bytes());
-      EXPECT_EQ(std::memcmp(one.impl().data.get(), many.impl().data.get(), one.bytes()), 0)
+      EXPECT_EQ(std::memcmp(one.packed_data(), many.packed_data(), one.bytes()), 0)
           << weight_type_name(t) << " k=" << k;
     }
   }
+}
+
+// Packed bytes kept elsewhere (the pack cache's file) and adopted in place compute exactly
+// what the matrix they were packed as does, on both paths; the owner is held until the
+// adopted matrix goes.
+TEST(MatmulPacking, AdoptedBytesComputeTheSame) {
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
+  for (WeightType t : kAllTypes) {
+    const TestWeights w = make_weights(t, 45, 96, 21);
+    const PackedMatrix packed = pack_matrix(w.view());
+    auto kept = std::make_shared<std::vector<uint8_t>>(packed.bytes() + 64);
+    uint8_t* at = kept->data() + (64 - reinterpret_cast<uintptr_t>(kept->data()) % 64) % 64;
+    std::memcpy(at, packed.packed_data(), packed.bytes());
+    std::weak_ptr<std::vector<uint8_t>> watch = kept;
+    {
+      const PackedMatrix adopted = adopt_packed_matrix(t, 45, 96, at, packed.bytes(), kept);
+      kept.reset();
+      EXPECT_FALSE(watch.expired());
+      EXPECT_EQ(adopted.packed_data(), at);
+      for (int64_t m : {1, 20}) {
+        const std::vector<float> a = random_floats(static_cast<size_t>(m * 96), 22);
+        std::vector<float> c1(static_cast<size_t>(m * 45)), c2(c1.size());
+        matmul(a.data(), 96, m, packed, c1.data(), 45, pool);
+        matmul(a.data(), 96, m, adopted, c2.data(), 45, pool);
+        EXPECT_EQ(std::memcmp(c1.data(), c2.data(), c1.size() * 4), 0) << weight_type_name(t);
+      }
+    }
+    EXPECT_TRUE(watch.expired());
+  }
+}
+
+TEST(MatmulPacking, AdoptRejectsBytesThatDoNotFit) {
+  const TestWeights w = make_weights(WeightType::kQ8_0, 45, 96, 23);
+  const PackedMatrix packed = pack_matrix(w.view());
+  const uint8_t* p = packed.packed_data();
+  const size_t b = packed.bytes();
+  EXPECT_NO_THROW(adopt_packed_matrix(WeightType::kQ8_0, 45, 96, p, b, nullptr));
+  EXPECT_THROW(adopt_packed_matrix(WeightType::kQ8_0, 45, 96, p, b - 64, nullptr), Error);
+  EXPECT_THROW(adopt_packed_matrix(WeightType::kQ8_0, 45, 96, p + 4, b, nullptr), Error);
+  EXPECT_THROW(adopt_packed_matrix(WeightType::kQ8_0, 45, 100, p, b, nullptr), Error);  // k % 32
+  EXPECT_THROW(adopt_packed_matrix(WeightType::kQ8_0, 0, 96, p, b, nullptr), Error);
+  EXPECT_THROW(adopt_packed_matrix(WeightType::kQ8_0, 45, 96, nullptr, b, nullptr), Error);
+  EXPECT_THROW(adopt_packed_matrix(WeightType::kF32, 45, 96, p, b, nullptr), Error);  // size
+}
+
+// The digest that keys kept packed bytes: the same within a build, and not trivially constant.
+TEST(MatmulPacking, LayoutDigestIsStable) {
+  EXPECT_EQ(packed_layout_digest(), packed_layout_digest());
+  EXPECT_NE(packed_layout_digest(), 0u);
 }
 
 // The GEMM's prefetch plan: after sub-panel (p, k0) the first row tiles prefetch the next

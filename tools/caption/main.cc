@@ -54,6 +54,7 @@ struct Options {
   uint64_t seed = 0;
   bool json = false;
   bool verbose = false;
+  std::string pack_cache;
 };
 
 const char* kHelp = R"(usage: flamingo-caption [options] [IMAGE ...]
@@ -68,6 +69,8 @@ options (defaults in brackets):
   -f, --prompt-file FILE  read the prompt from FILE
   -n, --max-tokens N      tokens to generate at most [64]
   -t, --threads N         compute threads, 0 = all cores [0]
+      --pack-cache DIR    keep the model's packed weights in DIR, so that later loads map
+                          them instead of packing again [$FLAMINGO_PACK_CACHE, else none]
       --temp T            sampling temperature, 0 = greedy [0]
       --top-k K           keep the K most likely tokens, 0 = off [40]
       --top-p P           nucleus sampling mass, 1 = off [0.95]
@@ -160,6 +163,8 @@ std::optional<Options> parse_args(int argc, char** argv) {
       o.prompt = read_text_file(value());
     } else if (a == "-n" || a == "--max-tokens") {
       o.max_tokens = parse_in_range<int>(a, value(), 0, 1 << 20);
+    } else if (a == "--pack-cache") {
+      o.pack_cache = value();
     } else if (a == "-t" || a == "--threads") {
       o.threads = parse_in_range<int>(a, value(), 0, 1024);
     } else if (a == "--temp") {
@@ -250,6 +255,9 @@ std::string json_dump(const nlohmann::json& j) {
 int run(const Options& o) {
   flamingo::ModelOptions mo;
   mo.threads = o.threads;
+  mo.pack_cache_dir = o.pack_cache;
+  if (const char* env = std::getenv("FLAMINGO_PACK_CACHE"); mo.pack_cache_dir.empty() && env)
+    mo.pack_cache_dir = env;
   std::shared_ptr<const flamingo::Model> model;
   std::string dir;
   try {
@@ -264,10 +272,10 @@ int run(const Options& o) {
     const flamingo::ModelInfo& i = model->info();
     std::fprintf(stderr,
                  "model: %s, %lld parameters (%s), image %d px, %d visual tokens, LM %d layers x "
-                 "%d, %d gated blocks, kernels %s\n",
+                 "%d, %d gated blocks, kernels %s, pack cache: %s\n",
                  i.directory.c_str(), static_cast<long long>(i.parameters), i.weight_dtype.c_str(),
                  i.image_size, i.visual_tokens, i.lm_layers, i.lm_dim, i.gated_blocks,
-                 flamingo::build_info().kernel_path.c_str());
+                 flamingo::build_info().kernel_path.c_str(), i.pack_cache.c_str());
   }
 
   std::vector<flamingo::Image> images;
