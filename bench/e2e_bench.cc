@@ -107,7 +107,7 @@ std::string read_text(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_dir, prompt_file, caption_image;
+  std::string model_dir, prompt_file, caption_image, pack_cache;
   std::vector<std::string> images;
   int threads = 1, decode_tokens = 32, caption_tokens = 20;
   for (int i = 1; i < argc; ++i) {
@@ -133,6 +133,8 @@ int main(int argc, char** argv) {
       decode_tokens = std::atoi(value().c_str());
     else if (a == "--caption-tokens")
       caption_tokens = std::atoi(value().c_str());
+    else if (a == "--pack-cache")
+      pack_cache = value();
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -141,7 +143,8 @@ int main(int argc, char** argv) {
   if (model_dir.empty() || prompt_file.empty() || images.empty()) {
     std::fprintf(
         stderr,
-        "usage: e2e_bench --model DIR --threads N --prompt-file F --image A [--image B ...]\n");
+        "usage: e2e_bench --model DIR --threads N --prompt-file F --image A [--image B ...]\n"
+        "       [--caption-image C] [--decode-tokens N] [--caption-tokens N] [--pack-cache DIR]\n");
     return 2;
   }
   if (caption_image.empty()) caption_image = images[0];
@@ -155,6 +158,7 @@ int main(int argc, char** argv) {
 
     flamingo::ModelOptions mo;
     mo.threads = threads;
+    mo.pack_cache_dir = pack_cache;
     const auto tl = Clock::now();
     const std::shared_ptr<const flamingo::Model> model = flamingo::Model::load(model_dir, mo);
     out["load_wall_ms"] = ms_since(tl);
@@ -166,6 +170,7 @@ int main(int argc, char** argv) {
                     {"gated_blocks", info.gated_blocks}, {"image_size", info.image_size},
                     {"vision_grid", info.vision_grid}};
     out["threads"] = threads;
+    out["pack_cache"] = info.pack_cache;
 
     // Few-shot request: images decoded from their files (the user's decode cost).
     const auto td = Clock::now();

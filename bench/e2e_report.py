@@ -142,11 +142,15 @@ def collect(results, models, idle_path=None):
     peak = limits["peak_flops_per_thread"]
     triad = {int(k): v for k, v in limits["triad"].items()}
     rows, torch_rows = [], []
-    for path in sorted(glob.glob(os.path.join(results, "engine-*.jsonl"))):
-        m = re.match(r"engine-(\w+?)-(f32|bf16|q8_0|q4_0)-t(\d+)\.jsonl$", os.path.basename(path))
+    # engine-*: loads that pack the weights; cached-*: loads from a pack cache (PACK_CACHE=1).
+    for path in sorted(glob.glob(os.path.join(results, "engine-*.jsonl"))
+                       + glob.glob(os.path.join(results, "cached-*.jsonl"))):
+        m = re.match(r"(engine|cached)-(\w+?)-(f32|bf16|q8_0|q4_0)-t(\d+)\.jsonl$",
+                     os.path.basename(path))
         if not m:
             continue
-        cfg_name, dt, t = m.group(1), m.group(2), int(m.group(3))
+        cached = m.group(1) == "cached"
+        cfg_name, dt, t = m.group(2), m.group(3), int(m.group(4))
         runs = read_jsonl(path)
         if not runs:
             continue
@@ -162,7 +166,8 @@ def collect(results, models, idle_path=None):
         pre_f = prefill_flops(cfg, pre_tok)
         wbytes, kvbytes = decode_bytes(cfg, sizes, pre_tok + fw[0]["decode_tokens"])
         row = {
-            "config": cfg_name, "dtype": dt, "threads": t, "runs": len(runs),
+            "config": cfg_name, "dtype": dt, "threads": t, "runs": len(runs), "cached": cached,
+            "pack_cache": sorted({r.get("pack_cache", "off") for r in runs}),
             "load_ms": med(r["load_ms"] for r in runs),
             "page_cache_read_ms": med(r["page_cache_read_ms"] for r in runs),
             "image_decode_ms": med(r["image_decode_ms"] for r in runs),
@@ -254,7 +259,7 @@ def plots(data, docs):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    eng, tor = data["engine"], data["pytorch"]
+    eng, tor = [r for r in data["engine"] if not r.get("cached")], data["pytorch"]
     cfgs = [c for c in ("tinyllama", "flamingo3b") if any(r["config"] == c for r in eng)]
     stages = [("vision_ms", "vision"), ("resampler_ms", "resampler"), ("prefill_ms", "prefill"),
               ("decode_per_tok", "decode / token")]
@@ -324,7 +329,7 @@ def render(data):
                + ". Load average (1/5/15 min): " + "; ".join(data["load_average"]) + ".\n")
     for c in ("tinyllama", "flamingo3b"):
         rows = sorted([r for r in data["engine"] if r["config"] == c],
-                      key=lambda r: (r["threads"], DTYPE_ORDER.index(r["dtype"])))
+                      key=lambda r: (r["threads"], DTYPE_ORDER.index(r["dtype"]), r.get("cached", False)))
         if not rows:
             continue
         r0 = rows[0]
@@ -341,7 +346,8 @@ def render(data):
         for r in rows:
             kv = "/".join(str(x) for x in sorted(set(r["visual_kv_computed"])))
             out.append(
-                f"| {r['dtype']} | {r['threads']} | {f1(r['load_ms'], 0)} ({f1(r['page_cache_read_ms'], 0)}) "
+                f"| {r['dtype']}{', pack cache' if r.get('cached') else ''} | {r['threads']} "
+                f"| {f1(r['load_ms'], 0)} ({f1(r['page_cache_read_ms'], 0)}) "
                 f"| {f1(r['image_decode_ms'])}+{f1(r['preprocess_ms'])} | {f1(r['vision_ms'], 0)} ({both(r, 'vision_pct_peak')}) "
                 f"| {f1(r['resampler_ms'], 0)} ({both(r, 'resampler_pct_peak')}) "
                 f"| {f1(r['prefill_tok_s'])} ({both(r, 'prefill_pct_peak')}) "

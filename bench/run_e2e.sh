@@ -13,8 +13,10 @@
 # in four types), RESULTS (default build/bench-e2e), TORCH=0 skips PyTorch, DECODE_<config>
 # (tokens decoded after the few-shot prompt; defaults 16 tinyllama, 8 flamingo3b),
 # CAPTION_TOKENS (20), RUNS_1T (runs at 1 thread, default RUNS), TORCH_RUNS (default RUNS),
-# TORCH_THREADS (default THREADS). Results of a (config, type, threads) cell are replaced
-# only when that cell runs, so a matrix can be filled in several invocations.
+# TORCH_THREADS (default THREADS), PACK_CACHE=1 (each cell also runs RUNS times loading from
+# a pack cache that one untimed run wrote first; the cache is deleted after the cell). Results
+# of a (config, type, threads) cell are replaced only when that cell runs, so a matrix can be
+# filled in several invocations.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build-bench}
@@ -60,6 +62,13 @@ if [ "${REPORT_ONLY:-0}" != 1 ]; then
     default_decode=16
     [ "$cfg" = flamingo3b ] && default_decode=8
     decode=${!dvar:-$default_decode}
+    run_engine() {  # model dir, threads, extra flags
+      local d=$1 th=$2
+      shift 2
+      "$build/bench/e2e_bench" --model "$d" --threads "$th" --prompt-file "$inputs/prompt.txt" \
+        --image "$inputs/image0.jpg" --image "$inputs/image1.jpg" --image "$inputs/image2.jpg" \
+        --decode-tokens "$decode" --caption-tokens "$caption_tokens" "$@"
+    }
     for dt in $dtypes; do
       dir=$models/$cfg-$dt
       cat "$dir"/*.safetensors >/dev/null  # page cache, so load time is not disk time
@@ -70,10 +79,21 @@ if [ "${REPORT_ONLY:-0}" != 1 ]; then
         [ "$t" = 1 ] && n=$runs_1t
         for r in $(seq "$n"); do
           echo "engine $cfg $dt threads $t run $r" >&2
-          "$build/bench/e2e_bench" --model "$dir" --threads "$t" --prompt-file "$inputs/prompt.txt" \
-            --image "$inputs/image0.jpg" --image "$inputs/image1.jpg" --image "$inputs/image2.jpg" \
-            --decode-tokens "$decode" --caption-tokens "$caption_tokens" >>"$out"
+          run_engine "$dir" "$t" >>"$out"
         done
+        if [ "${PACK_CACHE:-0}" = 1 ]; then
+          cache=$results/pack-cache
+          rm -rf "$cache"
+          out=$results/cached-$cfg-$dt-t$t.jsonl
+          : >"$out"
+          echo "engine $cfg $dt threads $t: writing the pack cache" >&2
+          run_engine "$dir" "$t" --pack-cache "$cache" >/dev/null
+          for r in $(seq "$n"); do
+            echo "engine $cfg $dt threads $t run $r, from the pack cache" >&2
+            run_engine "$dir" "$t" --pack-cache "$cache" >>"$out"
+          done
+          rm -rf "$cache"
+        fi
       done
     done
     if [ "${TORCH:-1}" = 1 ]; then
