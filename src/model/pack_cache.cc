@@ -124,14 +124,10 @@ void PackCache::open_existing() {
   }
 }
 
-kernels::PackedMatrix PackCache::adopt(const std::string& name, const Entry& e,
-                                       const Part& part) const {
-  try {
-    return kernels::adopt_packed_matrix(e.type, part.n, part.k, mapped_->data() + part.offset,
-                                        part.bytes, mapped_);
-  } catch (const Error& err) {
-    fail(ErrorCode::kCorruptFile, file_.string(), ": ", name, ": ", err.what());
-  }
+// Throws flamingo::Error when the part does not fit its shape (the caller packs afresh).
+kernels::PackedMatrix PackCache::adopt(const Entry& e, const Part& part) const {
+  return kernels::adopt_packed_matrix(e.type, part.n, part.k, mapped_->data() + part.offset,
+                                      part.bytes, mapped_);
 }
 
 kernels::PackedMatrix PackCache::find(const std::string& name, kernels::WeightType type, int64_t n,
@@ -142,7 +138,7 @@ kernels::PackedMatrix PackCache::find(const std::string& name, kernels::WeightTy
     if (!e.conv && e.type == type && e.parts.size() == 1 && e.parts[0].n == n &&
         e.parts[0].k == k) {
       try {
-        kernels::PackedMatrix m = adopt(name, e, e.parts[0]);
+        kernels::PackedMatrix m = adopt(e, e.parts[0]);
         ++hits_;
         return m;
       } catch (const Error&) {  // a miss: packed afresh
@@ -161,7 +157,7 @@ kernels::PackedConv2d PackCache::find_conv(const std::string& name, const kernel
     if (e.conv && e.type == type && same_params(e.params, p)) {
       try {
         std::vector<kernels::PackedMatrix> groups;
-        for (const Part& part : e.parts) groups.push_back(adopt(name, e, part));
+        for (const Part& part : e.parts) groups.push_back(adopt(e, part));
         kernels::PackedConv2d c = kernels::adopt_packed_conv2d(p, std::move(groups));
         ++hits_;
         return c;

@@ -76,7 +76,7 @@ class PackCache {
     std::vector<Part> parts;
   };
   void open_existing();
-  kernels::PackedMatrix adopt(const std::string& name, const Entry& e, const Part& part) const;
+  kernels::PackedMatrix adopt(const Entry& e, const Part& part) const;
   void write_file();
 
   std::filesystem::path dir_, file_;
