@@ -7,9 +7,15 @@ eight object colours stay distinguishable from them.
 
 The caption is a deterministic function of the scene, which is what makes per-attribute
 accuracy measurable (see `parse_caption`). Objects with the same size, colour and shape form
-one group; groups are listed in reading order of their first cell:
+one group; groups are listed in reading order of their first cell, each led by where it is:
 
-    a large red circle in the top left, two small blue stars in the center and bottom right
+    in the top left a large red circle, in the center and bottom right two small blue stars
+
+Position comes first because it is what ties a phrase to one object: once the text has named
+the cell, the colour, shape and size that follow are looked up at that cell. Written the other
+way round ("a large red circle in the top left"), the model has to pick the next object in
+reading order silently and keep its attributes together with nothing in the text to anchor
+them, and in scenes of 3-4 objects it gave objects a neighbour's colour or shape.
 
 Question tasks (answers written without any task word):
   colour  the colour of the only large object of the scene  ("red")
@@ -97,7 +103,7 @@ def caption_of(objects: list[Obj]) -> str:
         n = len(cells)
         noun = shape if n == 1 else PLURAL[shape]
         where = " and ".join(POSITIONS[c] for c in cells)
-        phrases.append(f"{COUNT_WORDS[n]} {size} {colour} {noun} in the {where}")
+        phrases.append(f"in the {where} {COUNT_WORDS[n]} {size} {colour} {noun}")
     return ", ".join(phrases)
 
 
@@ -106,11 +112,11 @@ def parse_caption(text: str) -> list[Obj] | None:
     singular = {v: k for k, v in PLURAL.items()}
     objs = []
     for phrase in text.strip().split(", "):
-        words = phrase.split(" in the ")
-        if len(words) != 2:
+        words = phrase.split(" ")
+        if len(words) < 6 or words[:2] != ["in", "the"]:
             return None
-        head, where = words[0].split(" "), words[1]
-        if len(head) != 4 or head[0] not in COUNT_WORDS[1:]:
+        where, head = " ".join(words[2:-4]), words[-4:]
+        if head[0] not in COUNT_WORDS[1:]:
             return None
         n = COUNT_WORDS.index(head[0])
         size, colour, noun = head[1], head[2], head[3]

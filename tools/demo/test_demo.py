@@ -44,12 +44,14 @@ class SceneText(unittest.TestCase):
         objs = [scenes.Obj("square", "green", "small", c) for c in (0, 4)]
         objs.append(scenes.Obj("circle", "red", "large", 2))
         self.assertEqual(scenes.caption_of(objs),
-                         "two small green squares in the top left and center, "
-                         "a large red circle in the top right")
+                         "in the top left and center two small green squares, "
+                         "in the top right a large red circle")
 
     def test_parse_rejects_text_outside_the_grammar(self):
-        for bad in ("", "red", "a large red circle", "a huge red circle in the center",
-                    "two small green squares in the center", "a large red circle in the middle"):
+        for bad in ("", "red", "a large red circle", "in the center a huge red circle",
+                    "in the center two small green squares", "in the middle a large red circle",
+                    "a large red circle in the center", "in the top left and a large red circle",
+                    "in the center a large red circle,"):
             self.assertIsNone(scenes.parse_caption(bad), bad)
 
     def test_question_answers(self):

@@ -331,7 +331,7 @@ def main():
                     help="a gated block before every N-th LM layer")
     ap.add_argument("--latents", type=int, default=M.ResamplerCfg().num_latents,
                     help="visual tokens per image out of the resampler")
-    ap.add_argument("--steps", type=int, default=15000)
+    ap.add_argument("--steps", type=int, default=12000)
     ap.add_argument("--batch", type=int, default=16, help="caption sequences per batch")
     ap.add_argument("--qa-batch", type=int, default=16, help="question sequences per batch")
     ap.add_argument("--lr", type=float, default=2e-3)
