@@ -93,6 +93,21 @@ struct CacheFile {
   }
 };
 
+// A fixture model's output loaded without a cache, and a cache directory holding the file its
+// first load with the cache wrote.
+struct WrittenCache {
+  fs::path model;
+  std::vector<uint32_t> want;
+  testing::TempDir dir;
+  fs::path file;
+  std::string good;
+  explicit WrittenCache(const std::string& name) : model(fixture(name)), want(run(load(model))) {
+    load(model, dir.path());
+    file = only_file(dir.path());
+    good = testing::read_file(file);
+  }
+};
+
 // Standardised f32 convs (paper, idefics) and folded quantised ones (q4_0), with the
 // matrices of every weight type the fixtures hold.
 TEST(PackCache, SecondLoadMapsTheFileAndComputesTheSame) {
@@ -113,12 +128,8 @@ TEST(PackCache, SecondLoadMapsTheFileAndComputesTheSame) {
 // Every way a cache file can be damaged: the load packs again, computes the same, says why,
 // and replaces the file with a good one.
 TEST(PackCache, DamagedFileIsIgnoredAndRewritten) {
-  const fs::path model = fixture("paper");
-  const auto want = run(load(model));
-  testing::TempDir cache;
-  load(model, cache.path());
-  const fs::path file = only_file(cache.path());
-  const std::string good = testing::read_file(file);
+  const WrittenCache w("paper");
+  const std::string& good = w.good;
   const CacheFile c(good);
   const std::vector<std::pair<std::string, std::string>> damaged = {
       {"truncated to half", good.substr(0, good.size() / 2)},
@@ -137,32 +148,26 @@ TEST(PackCache, DamagedFileIsIgnoredAndRewritten) {
   };
   for (const auto& [what, bytes] : damaged) {
     SCOPED_TRACE(what);
-    testing::write_file(file, bytes);
-    const auto m = load(model, cache.path());
+    testing::write_file(w.file, bytes);
+    const auto m = load(w.model, w.dir.path());
     EXPECT_EQ(m->info().pack_cache.rfind("rewritten (", 0), 0u) << m->info().pack_cache;
-    EXPECT_EQ(run(m), want);
-    EXPECT_EQ(testing::read_file(only_file(cache.path())), good);
+    EXPECT_EQ(run(m), w.want);
+    EXPECT_EQ(testing::read_file(only_file(w.dir.path())), good);
   }
 }
 
-// Entries that parse but do not fit the model (another shape, a missing matrix, a size that
-// is not the packed size of the shape) are packed afresh; the file is rewritten.
+// An entry that parses but does not fit the model (here a size one cache line short of its
+// shape's packed size) is packed afresh, and the file rewritten.
 TEST(PackCache, EntriesThatDoNotFitArePackedAgain) {
-  const fs::path model = fixture("openflamingo");
-  const auto want = run(load(model));
-  testing::TempDir cache;
-  load(model, cache.path());
-  const fs::path file = only_file(cache.path());
-  const std::string good = testing::read_file(file);
-  // The first part one cache line short of its shape's packed size.
-  const std::string damaged = CacheFile(good).with_part_field(3, [](uint64_t b) { return b - 64; });
-  testing::write_file(file, damaged);
-  const auto m = load(model, cache.path());
+  const WrittenCache w("openflamingo");
+  testing::write_file(w.file,
+                      CacheFile(w.good).with_part_field(3, [](uint64_t b) { return b - 64; }));
+  const auto m = load(w.model, w.dir.path());
   EXPECT_EQ(m->info().pack_cache.rfind("rewritten (the file lacked 1 of ", 0), 0u)
       << m->info().pack_cache;
-  EXPECT_EQ(run(m), want);
-  EXPECT_EQ(testing::read_file(file), good);
-  EXPECT_EQ(load(model, cache.path())->info().pack_cache, "hit");
+  EXPECT_EQ(run(m), w.want);
+  EXPECT_EQ(testing::read_file(w.file), w.good);
+  EXPECT_EQ(load(w.model, w.dir.path())->info().pack_cache, "hit");
 }
 
 // Another weight file (here: the same bytes with another modification time) is another key:
