@@ -209,10 +209,8 @@ void NfnetEncoder::forward(const float* image, float* out, ThreadPool& pool) con
   const int64_t s = spec_.image_size;
   std::copy(image, image + s * s * 3, a);
   for (size_t i = 0; i < 4; ++i) {
-    if (i < 3)
-      stem_[i].run(a, b, pool, act_, gamma_);
-    else
-      stem_[i].run(a, b, pool);
+    const bool last = i == 3;  // no activation after the last stem conv
+    stem_[i].run(a, b, pool, last ? Activation::kIdentity : act_, last ? 1.f : gamma_);
     std::swap(a, b);
   }
   for (const Block& blk : blocks_) {

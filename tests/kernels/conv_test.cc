@@ -68,44 +68,59 @@ std::string describe(const ConvCase& c) {
                  " g", p.groups, " ", kernels::weight_type_name(c.type), c.bias ? " +bias" : "");
 }
 
+// A case's input, bias and weights (stored in the case's type, `weight` holding the values
+// that type keeps), from three seeds.
+struct ConvInputs {
+  std::vector<float> in, weight, bias;
+  std::vector<uint16_t> half, scales;
+  std::vector<int8_t> q8;
+  WeightView view;
+  ConvInputs(const ConvCase& c, uint64_t seed) {
+    const auto& p = c.p;
+    const int64_t k = p.in_c / p.groups * p.kernel * p.kernel;
+    in = testing::random_floats(static_cast<size_t>(p.in_h * p.in_w * p.in_c), seed, -1.f, 1.f);
+    weight = testing::random_floats(static_cast<size_t>(p.out_c * k), seed + 1, -0.5f, 0.5f);
+    bias = testing::random_floats(static_cast<size_t>(p.out_c), seed + 2, -1.f, 1.f);
+    view = WeightView{c.type, weight.data(), nullptr, p.out_c, k};
+    if (c.type == WeightType::kF16 || c.type == WeightType::kBF16) {
+      half.resize(weight.size());
+      for (size_t i = 0; i < weight.size(); ++i) {
+        half[i] = c.type == WeightType::kF16 ? kernels::fp32_to_fp16(weight[i])
+                                             : kernels::fp32_to_bf16(weight[i]);
+        weight[i] = c.type == WeightType::kF16 ? kernels::fp16_to_fp32(half[i])
+                                               : kernels::bf16_to_fp32(half[i]);
+      }
+      view.data = half.data();
+    } else if (c.type == WeightType::kQ8_0) {
+      q8.resize(weight.size());
+      scales.resize(weight.size() / 32 + 1);
+      for (int64_t r = 0; r < p.out_c; ++r)
+        kernels::quantize_row_q8_0(weight.data() + r * k, k, q8.data() + r * k,
+                                   scales.data() + r * k / 32);
+      view.data = q8.data();
+      view.scales = scales.data();
+      for (int64_t r = 0; r < p.out_c; ++r) kernels::dequantize_row(view, r, weight.data() + r * k);
+    }
+  }
+  ConvInputs(const ConvInputs&) = delete;  // view points into the vectors
+  ConvInputs& operator=(const ConvInputs&) = delete;
+};
+
 // Packs, runs and checks one case; returns the output for further comparisons.
 std::vector<float> run_case(const ConvCase& c, ThreadPool& pool, uint64_t seed) {
   const auto& p = c.p;
-  const int64_t k = p.in_c / p.groups * p.kernel * p.kernel;
-  const auto in =
-      testing::random_floats(static_cast<size_t>(p.in_h * p.in_w * p.in_c), seed, -1.f, 1.f);
-  auto weight = testing::random_floats(static_cast<size_t>(p.out_c * k), seed + 1, -0.5f, 0.5f);
-  const auto bias = testing::random_floats(static_cast<size_t>(p.out_c), seed + 2, -1.f, 1.f);
-  std::vector<uint16_t> half(weight.size());
-  std::vector<int8_t> q8(weight.size());
-  std::vector<uint16_t> scales(weight.size() / 32 + 1);
-  WeightView view{c.type, weight.data(), nullptr, p.out_c, k};
-  if (c.type == WeightType::kF16 || c.type == WeightType::kBF16) {
-    for (size_t i = 0; i < weight.size(); ++i) {
-      half[i] = c.type == WeightType::kF16 ? kernels::fp32_to_fp16(weight[i])
-                                           : kernels::fp32_to_bf16(weight[i]);
-      weight[i] = c.type == WeightType::kF16 ? kernels::fp16_to_fp32(half[i])
-                                             : kernels::bf16_to_fp32(half[i]);
-    }
-    view.data = half.data();
-  } else if (c.type == WeightType::kQ8_0) {
-    for (int64_t r = 0; r < p.out_c; ++r)
-      kernels::quantize_row_q8_0(weight.data() + r * k, k, q8.data() + r * k,
-                                 scales.data() + r * k / 32);
-    view.data = q8.data();
-    view.scales = scales.data();
-    for (int64_t r = 0; r < p.out_c; ++r) kernels::dequantize_row(view, r, weight.data() + r * k);
-  }
-  const auto conv = kernels::pack_conv2d(p, view);
+  const ConvInputs x(c, seed);
+  const auto conv = kernels::pack_conv2d(p, x.view);
   int64_t oh, ow, pad;
   same_padding(p.in_h, p.kernel, p.stride, &oh, &pad);
   same_padding(p.in_w, p.kernel, p.stride, &ow, &pad);
   EXPECT_EQ(conv.out_h(), oh);
   EXPECT_EQ(conv.out_w(), ow);
   testing::GuardedBuffer out(static_cast<size_t>(oh * ow * p.out_c));
-  kernels::conv2d(in.data(), conv, c.bias ? bias.data() : nullptr, out.data(), pool);
+  const float* bias = c.bias ? x.bias.data() : nullptr;
+  kernels::conv2d(x.in.data(), conv, bias, out.data(), pool);
   EXPECT_TRUE(out.intact()) << describe(c);
-  const auto ref = conv_ref(p, in, weight, c.bias ? bias.data() : nullptr);
+  const auto ref = conv_ref(p, x.in, x.weight, bias);
   EXPECT_LE(testing::nmse(out.data(), ref.data(), ref.size()), 1e-10) << describe(c);
   return std::vector<float>(out.data(), out.data() + out.size());
 }
@@ -220,34 +235,14 @@ TEST(Conv, ActivationEpilogueEqualsASeparatePass) {
   testing::for_each_isa([&](Isa) {
     uint64_t seed = 900;
     for (const ConvCase& c : cases) {
-      const auto plain = run_case(c, pool, seed);
-      const int64_t k = c.p.in_c / c.p.groups * c.p.kernel * c.p.kernel;
-      // run_case's inputs again (same seeds), packed the same way.
-      const auto in = testing::random_floats(static_cast<size_t>(c.p.in_h * c.p.in_w * c.p.in_c),
-                                             seed, -1.f, 1.f);
-      const auto weight =
-          testing::random_floats(static_cast<size_t>(c.p.out_c * k), seed + 1, -0.5f, 0.5f);
-      const auto bias = testing::random_floats(static_cast<size_t>(c.p.out_c), seed + 2, -1.f, 1.f);
-      std::vector<uint16_t> half(weight.size());
-      std::vector<int8_t> q8(weight.size());
-      std::vector<uint16_t> scales(weight.size() / 32 + 1);
-      WeightView view{c.type, weight.data(), nullptr, c.p.out_c, k};
-      if (c.type == WeightType::kF16) {
-        for (size_t i = 0; i < weight.size(); ++i) half[i] = kernels::fp32_to_fp16(weight[i]);
-        view.data = half.data();
-      } else if (c.type == WeightType::kQ8_0) {
-        for (int64_t r = 0; r < c.p.out_c; ++r)
-          kernels::quantize_row_q8_0(weight.data() + r * k, k, q8.data() + r * k,
-                                     scales.data() + r * k / 32);
-        view.data = q8.data();
-        view.scales = scales.data();
-      }
-      const auto conv = kernels::pack_conv2d(c.p, view);
+      const auto plain = run_case(c, pool, seed);  // checked against the reference
+      const ConvInputs x(c, seed);
+      const auto conv = kernels::pack_conv2d(c.p, x.view);
       for (const kernels::Activation f : acts) {
         std::vector<float> want = plain;
         kernels::activate(f, want.data(), want.data(), static_cast<int64_t>(want.size()), 1.7f);
         testing::GuardedBuffer got(want.size());
-        kernels::conv2d(in.data(), conv, bias.data(), got.data(), pool, f, 1.7f);
+        kernels::conv2d(x.in.data(), conv, x.bias.data(), got.data(), pool, f, 1.7f);
         EXPECT_TRUE(got.intact()) << describe(c);
         EXPECT_EQ(0, std::memcmp(got.data(), want.data(), sizeof(float) * want.size()))
             << describe(c) << " activation " << static_cast<int>(f);
