@@ -130,6 +130,19 @@ class TrainingIsReproducible(unittest.TestCase):
         for k in wa:
             self.assertTrue(torch.equal(wa[k], wb[k]), f"{what}: {k} differs")
 
+    def test_data_parallel_reruns_give_identical_weights(self):
+        # Each run also checks that its two processes ended with identical weights.
+        with tempfile.TemporaryDirectory() as d:
+            a = self._train(os.path.join(d, "a"), "--vlm-procs", "2")
+            self.assert_same(a, self._train(os.path.join(d, "b"), "--vlm-procs", "2"),
+                             "a rerun with the multimodal stage in 2 processes")
+            # The shards' losses add up to the whole batch's: before the first update, the
+            # one-process run computes the same losses up to rounding.
+            one = self._train(os.path.join(d, "c"))
+            first = [next(r for r in log if r["phase"] == "vlm") for log in (a[1], one[1])]
+            for key in ("loss", "cell_loss"):
+                self.assertAlmostEqual(first[0][key], first[1][key], delta=1e-5 * first[1][key])
+
     def test_reruns_and_reuse_give_identical_weights(self):
         with tempfile.TemporaryDirectory() as d:
             runs = [os.path.join(d, n) for n in ("a", "b", "c")]

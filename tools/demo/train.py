@@ -10,7 +10,8 @@
      image/text sequences of 1..K pairs sharing one task, on top of the frozen features, with
      a training-only per-cell readout of the visual tokens beside the LM loss (CellReadout).
 
-Seeded and reproducible for a given --threads (one process, deterministic CPU kernels).
+Seeded and reproducible for a given --threads and --vlm-procs (deterministic CPU kernels;
+--vlm-procs 2 runs the multimodal stage as two one-thread processes, faster on two cores).
 Writes to --out: tokenizer.model, lm.pt, vision.pt, checkpoint.pt (weights + config),
 losses.json and a loss-curve PNG.
 
@@ -24,6 +25,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -85,10 +87,17 @@ class CellReadout(nn.Module):
         x = self.norm(self.attn(q, vis, vis, need_weights=False)[0])
         return [h(x) for h in self.heads]
 
-    def loss_and_accuracy(self, vis, cells):
+    def loss_and_accuracy(self, vis, cells, images=None):
+        """images: the whole batch's image count when vis holds only a shard of it (data
+        parallel), so that the shards' losses add up to the batch's mean."""
         logits = self(vis)
-        loss = sum(F.cross_entropy(lg.reshape(-1, lg.shape[-1]), cells[..., k].reshape(-1))
-                   for k, lg in enumerate(logits))
+        if images is None:
+            loss = sum(F.cross_entropy(lg.reshape(-1, lg.shape[-1]), cells[..., k].reshape(-1))
+                       for k, lg in enumerate(logits))
+        else:
+            loss = sum(F.cross_entropy(lg.reshape(-1, lg.shape[-1]), cells[..., k].reshape(-1),
+                                       reduction="sum") for k, lg in enumerate(logits))
+            loss = loss / (images * cells.shape[1])
         hit = torch.stack([lg.argmax(-1) == cells[..., k] for k, lg in enumerate(logits)], -1)
         return loss, float(hit.all(-1).all(-1).float().mean())
 
@@ -130,6 +139,118 @@ def residual_rms(net: M.Flamingo, seqs: data.Sequences) -> list[float]:
     return [seen[j] for j in range(len(net.xattn_layers))]
 
 
+class DataParallel:
+    """The multimodal stage as `procs` forked processes of one thread each, every batch split
+    between them by rows. Two single-threaded processes keep both cores busy where one process
+    with two threads does not: the stage's tensors are small (width 128, a few thousand tokens
+    per batch), and much of a two-thread step went to PyTorch's and OpenBLAS's threads waiting
+    for each other (a quarter of the CPU time in the kernel).
+
+    Every process builds the same whole batch (same generator) and computes the gradients of
+    its rows; they are summed through shared memory in rank order, so each process adds the
+    same numbers in the same order and takes the identical optimiser step. The replicas never
+    drift apart (checked at the end), and a run is reproducible for a given `procs`. The sums
+    round differently from one process's whole-batch gradients, so the weights differ from a
+    --vlm-procs 1 run's.
+
+        with DataParallel(params, procs) as dp:   # forks; dp.rank is 0 in the parent
+            ...  # every rank runs the loop; dp.all_reduce(step, losses...) after backward()
+            dp.check_replicas()
+    Processes other than rank 0 exit when the with block ends (or fails)."""
+
+    TIMEOUT_S = 1800  # how long a rank waits for the others (rank 0 evaluates meanwhile)
+
+    def __init__(self, params: list[torch.Tensor], procs: int):
+        self.params, self.procs, self.rank = params, procs, 0
+        self.numel = sum(p.numel() for p in params)
+        self.children: list[int] = []
+
+    def __enter__(self):
+        if self.procs == 1:
+            return self
+        import ctypes
+        import multiprocessing as mp
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:     # Debian's PyTorch calls OpenBLAS, whose threads are set on their own
+            self.openblas = ctypes.CDLL("libopenblas.so.0")
+            self.blas_threads = self.openblas.openblas_get_num_threads()
+            self.openblas.openblas_set_num_threads(1)
+        except (OSError, AttributeError):
+            self.openblas = None
+        # Two slots, used by alternate steps, of per-rank gradients and losses: a rank may
+        # write step s+1 while another still reads step s (never s+2: it waits at s+1's barrier).
+        self.buf = torch.zeros(2, self.procs, self.numel + 2).share_memory_()
+        self.barrier = mp.get_context("fork").Barrier(self.procs, timeout=self.TIMEOUT_S)
+        for rank in range(1, self.procs):
+            pid = os.fork()
+            if pid == 0:
+                self.rank, self.children = rank, []
+                try:     # Linux: end with the parent instead of waiting for it at the barrier
+                    ctypes.CDLL(None).prctl(1, signal.SIGTERM)    # PR_SET_PDEATHSIG
+                except (OSError, AttributeError):
+                    pass
+                return self
+            self.children.append(pid)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.rank > 0:
+            if exc is not None:
+                import traceback
+                traceback.print_exception(exc_type, exc, tb)
+            os._exit(0 if exc is None else 1)
+        if exc is not None:
+            for pid in self.children:
+                os.kill(pid, signal.SIGTERM)
+        failed = [pid for pid in self.children if os.waitpid(pid, 0)[1] != 0]
+        if self.procs > 1:
+            torch.set_num_threads(self.threads)
+            if self.openblas is not None:
+                self.openblas.openblas_set_num_threads(self.blas_threads)
+        if failed and exc is None:
+            raise RuntimeError(f"data-parallel training: {len(failed)} worker process(es) failed")
+        return False
+
+    def all_reduce(self, step: int, *losses: torch.Tensor) -> list[torch.Tensor]:
+        """Replaces every parameter's gradient by the sum over the ranks; returns the losses
+        summed the same way."""
+        slot = self.buf[step % 2]
+        mine = slot[self.rank]
+        o = 0
+        for p in self.params:
+            n = p.numel()
+            if p.grad is None:
+                mine[o:o + n].zero_()
+            else:
+                mine[o:o + n].copy_(p.grad.reshape(-1))
+            o += n
+        mine[o:].copy_(torch.stack(losses))
+        self.barrier.wait()
+        total = slot[0].clone()
+        for r in range(1, self.procs):
+            total += slot[r]
+        o = 0
+        for p in self.params:
+            n = p.numel()
+            p.grad = total[o:o + n].view_as(p).clone()
+            o += n
+        return list(total[o:])
+
+    def check_replicas(self):
+        """Raises in rank 0 unless every rank ends with bit-identical parameters."""
+        if self.procs == 1:
+            return
+        slot = self.buf[0]
+        self.barrier.wait()       # nobody still reads slot 0 of the last steps
+        slot[self.rank, :self.numel].copy_(torch.cat([p.detach().reshape(-1) for p in self.params]))
+        self.barrier.wait()
+        if self.rank == 0:
+            for r in range(1, self.procs):
+                if not torch.equal(slot[0, :self.numel], slot[r, :self.numel]):
+                    raise RuntimeError(f"data-parallel training: rank {r} ended with other weights")
+
+
 def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, args, log,
               readout: CellReadout, save_fn=None):
     """The multimodal stage. Question sequences hold at least one example before the query
@@ -168,41 +289,58 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
     opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98))
     rng = random.Random(f"{args.seed}/vlm")
     tasks, weights = zip(*TASK_WEIGHTS.items())
-    bar = tqdm(range(steps), desc="resampler + xattn", dynamic_ncols=True)
-    ema = {}
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, args.warmup) * g["mult"]
-        task = rng.choices(tasks, weights)[0]
-        size = args.batch if task == "caption" else args.qa_batch
-        ids, targets, feats, counts, cells = seqs.batch(rng, task, size,
-                                                        min_pairs=1 if task == "caption" else 2)
-        if task != "caption":
-            first = torch.cumsum((ids[:, 1:] == net.image_token).long(), 1) == 1
-            targets = targets.masked_fill(first, -100)
-        vis = net.resampler(feats)
-        logits = net(ids, data.scatter_media(vis, counts))
-        lm_loss = loss_fn(logits, targets)
-        cell_loss, _ = readout.loss_and_accuracy(vis, cells)
-        loss = lm_loss + args.readout_weight * cell_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        log.append({"phase": "vlm", "step": step, "task": task,
-                    "loss": lm_loss.item(), "cell_loss": cell_loss.item()})
-        for key, value in ((task, lm_loss.item()), ("cells", cell_loss.item())):
-            ema[key] = value if key not in ema else 0.9 * ema[key] + 0.1 * value
-        bar.set_postfix({t[:3]: f"{v:.3f}" for t, v in ema.items()})
-        if args.eval_every and (step + 1) % args.eval_every == 0:
-            acc = answer_accuracy(net, heldout, readout)
-            log.append({"phase": "vlm-eval", "step": step + 1, **acc})
-            tqdm.write(f"step {step + 1}: held-out answer accuracy (teacher-forced, last pair) " +
-                       " ".join(f"{k} {v:.3f}" for k, v in acc.items()) + " | tanh(gates) " +
-                       " ".join(f"{float(torch.tanh(b.attn_gate)):.2f}/{float(torch.tanh(b.ff_gate)):.2f}"
-                                for b in net.xattn))
-        if save_fn is not None and (step + 1) % args.save_every == 0:
-            save_fn(step + 1)
+    with DataParallel(params, args.vlm_procs) as dp:
+        bar = tqdm(range(steps), desc="resampler + xattn", dynamic_ncols=True, disable=dp.rank > 0)
+        ema = {}
+        for step in bar:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, steps, lr, args.warmup) * g["mult"]
+            task = rng.choices(tasks, weights)[0]
+            size = args.batch if task == "caption" else args.qa_batch
+            ids, targets, feats, counts, cells = seqs.batch(rng, task, size,
+                                                            min_pairs=1 if task == "caption" else 2)
+            if task != "caption":
+                first = torch.cumsum((ids[:, 1:] == net.image_token).long(), 1) == 1
+                targets = targets.masked_fill(first, -100)
+            opt.zero_grad(set_to_none=True)
+            if dp.procs == 1:
+                vis = net.resampler(feats)
+                logits = net(ids, data.scatter_media(vis, counts))
+                lm_loss = loss_fn(logits, targets)
+                cell_loss, _ = readout.loss_and_accuracy(vis, cells)
+                (lm_loss + args.readout_weight * cell_loss).backward()
+            else:
+                # This process's rows of the batch; the losses are divided by the whole batch's
+                # counts so that the shards' gradients add up to the batch's.
+                lo, hi = dp.rank * size // dp.procs, (dp.rank + 1) * size // dp.procs
+                i0, i1 = sum(counts[:lo]), sum(counts[:hi])
+                vis = net.resampler(feats[i0:i1])
+                logits = net(ids[lo:hi], data.scatter_media(vis, counts[lo:hi]))
+                lm_loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                          targets[lo:hi].reshape(-1), ignore_index=-100,
+                                          reduction="sum") / (targets != -100).sum()
+                cell_loss, _ = readout.loss_and_accuracy(vis, cells[i0:i1], images=sum(counts))
+                (lm_loss + args.readout_weight * cell_loss).backward()
+                lm_loss, cell_loss = dp.all_reduce(step, lm_loss.detach(), cell_loss.detach())
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            if dp.rank > 0:
+                continue
+            log.append({"phase": "vlm", "step": step, "task": task,
+                        "loss": lm_loss.item(), "cell_loss": cell_loss.item()})
+            for key, value in ((task, lm_loss.item()), ("cells", cell_loss.item())):
+                ema[key] = value if key not in ema else 0.9 * ema[key] + 0.1 * value
+            bar.set_postfix({t[:3]: f"{v:.3f}" for t, v in ema.items()})
+            if args.eval_every and (step + 1) % args.eval_every == 0:
+                acc = answer_accuracy(net, heldout, readout)
+                log.append({"phase": "vlm-eval", "step": step + 1, **acc})
+                tqdm.write(f"step {step + 1}: held-out answer accuracy (teacher-forced, last pair) " +
+                           " ".join(f"{k} {v:.3f}" for k, v in acc.items()) + " | tanh(gates) " +
+                           " ".join(f"{float(torch.tanh(b.attn_gate)):.2f}/{float(torch.tanh(b.ff_gate)):.2f}"
+                                    for b in net.xattn))
+            if save_fn is not None and (step + 1) % args.save_every == 0:
+                save_fn(step + 1)
+        dp.check_replicas()
 
 
 @torch.no_grad()
@@ -334,6 +472,10 @@ def main():
     ap.add_argument("--steps", type=int, default=12000)
     ap.add_argument("--batch", type=int, default=16, help="caption sequences per batch")
     ap.add_argument("--qa-batch", type=int, default=16, help="question sequences per batch")
+    ap.add_argument("--vlm-procs", type=int, default=1,
+                    help="processes for the multimodal stage, one thread each, splitting every "
+                         "batch (data parallel; reproducible for a given value, but not equal "
+                         "to a run with another value)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--gate-lr-mult", type=float, default=5.0)
     ap.add_argument("--readout-weight", type=float, default=1.0,
@@ -345,6 +487,8 @@ def main():
     ap.add_argument("--quick-eval", type=int, default=50)
     ap.add_argument("--plot", default=None, help="loss-curve PNG (default OUT/loss.png)")
     args = ap.parse_args()
+    if not 1 <= args.vlm_procs <= min(args.batch, args.qa_batch):
+        ap.error(f"--vlm-procs must be between 1 and the batch size, not {args.vlm_procs}")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
