@@ -27,6 +27,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from dataclasses import asdict
 
@@ -195,6 +196,8 @@ class DataParallel:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if exc is not None and self.procs > 1:
+            self.barrier.abort()      # the others stop waiting now, not after TIMEOUT_S
         if self.rank > 0:
             if exc is not None:
                 import traceback
@@ -226,7 +229,11 @@ class DataParallel:
                 mine[o:o + n].copy_(p.grad.reshape(-1))
             o += n
         mine[o:].copy_(torch.stack(losses))
-        self.barrier.wait()
+        try:
+            self.barrier.wait()
+        except threading.BrokenBarrierError:
+            raise RuntimeError("data-parallel training: another process failed or timed out "
+                               "(its error, if any, is printed above)") from None
         total = slot[0].clone()
         for r in range(1, self.procs):
             total += slot[r]
