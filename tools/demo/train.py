@@ -92,13 +92,9 @@ class CellReadout(nn.Module):
         """images: the whole batch's image count when vis holds only a shard of it (data
         parallel), so that the shards' losses add up to the batch's mean."""
         logits = self(vis)
-        if images is None:
-            loss = sum(F.cross_entropy(lg.reshape(-1, lg.shape[-1]), cells[..., k].reshape(-1))
-                       for k, lg in enumerate(logits))
-        else:
-            loss = sum(F.cross_entropy(lg.reshape(-1, lg.shape[-1]), cells[..., k].reshape(-1),
-                                       reduction="sum") for k, lg in enumerate(logits))
-            loss = loss / (images * cells.shape[1])
+        n = (len(vis) if images is None else images) * cells.shape[1]
+        loss = sum(F.cross_entropy(lg.reshape(-1, lg.shape[-1]), cells[..., k].reshape(-1),
+                                   reduction="sum") / n for k, lg in enumerate(logits))
         hit = torch.stack([lg.argmax(-1) == cells[..., k] for k, lg in enumerate(logits)], -1)
         return loss, float(hit.all(-1).all(-1).float().mean())
 
@@ -310,24 +306,19 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
                 first = torch.cumsum((ids[:, 1:] == net.image_token).long(), 1) == 1
                 targets = targets.masked_fill(first, -100)
             opt.zero_grad(set_to_none=True)
-            if dp.procs == 1:
-                vis = net.resampler(feats)
-                logits = net(ids, data.scatter_media(vis, counts))
-                lm_loss = loss_fn(logits, targets)
-                cell_loss, _ = readout.loss_and_accuracy(vis, cells)
-                (lm_loss + args.readout_weight * cell_loss).backward()
-            else:
-                # This process's rows of the batch; the losses are divided by the whole batch's
-                # counts so that the shards' gradients add up to the batch's.
-                lo, hi = dp.rank * size // dp.procs, (dp.rank + 1) * size // dp.procs
-                i0, i1 = sum(counts[:lo]), sum(counts[:hi])
-                vis = net.resampler(feats[i0:i1])
-                logits = net(ids[lo:hi], data.scatter_media(vis, counts[lo:hi]))
-                lm_loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                          targets[lo:hi].reshape(-1), ignore_index=-100,
-                                          reduction="sum") / (targets != -100).sum()
-                cell_loss, _ = readout.loss_and_accuracy(vis, cells[i0:i1], images=sum(counts))
-                (lm_loss + args.readout_weight * cell_loss).backward()
+            # This process's rows of the batch (all of them with one process); the losses are
+            # divided by the whole batch's counts so that the shards' gradients add up to the
+            # batch's.
+            lo, hi = dp.rank * size // dp.procs, (dp.rank + 1) * size // dp.procs
+            i0, i1 = sum(counts[:lo]), sum(counts[:hi])
+            vis = net.resampler(feats[i0:i1])
+            logits = net(ids[lo:hi], data.scatter_media(vis, counts[lo:hi]))
+            lm_loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                      targets[lo:hi].reshape(-1), ignore_index=-100,
+                                      reduction="sum") / (targets != -100).sum()
+            cell_loss, _ = readout.loss_and_accuracy(vis, cells[i0:i1], images=sum(counts))
+            (lm_loss + args.readout_weight * cell_loss).backward()
+            if dp.procs > 1:
                 lm_loss, cell_loss = dp.all_reduce(step, lm_loss.detach(), cell_loss.detach())
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
