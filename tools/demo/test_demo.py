@@ -101,26 +101,29 @@ class TrainingData(unittest.TestCase):
                                            data.cell_facts([facts[scene_index]])[0]))
 
 
+TINY = ["--threads", "1", "--caption-pool", "48", "--qa-pool", "48", "--lm-steps", "6",
+        "--vision-steps", "6", "--vision-batch", "6", "--vision-eval-every", "0",
+        "--steps", "8", "--batch", "3", "--qa-batch", "3", "--eval-every", "0",
+        "--quick-eval", "0", "--save-every", "1000"]
+
+
+def _train_tiny(out, *extra):
+    """A tiny run of train.py through all three stages; its exported weights and log."""
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--out", out, *TINY,
+                    *extra], check=True, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    ckpt = torch.load(os.path.join(out, "checkpoint.pt"))
+    with open(os.path.join(out, "losses.json")) as f:
+        log = json.load(f)["log"]
+    return ckpt["state_dict"], log
+
+
 class TrainingIsReproducible(unittest.TestCase):
     """docs/demo-model.md says that rerunning train.py gives the same model. Three tiny runs
     through every stage: a second run with another number of render processes, and a run
     that reuses the first run's LM and NFNet (how the shipped model was made) must all end
     in bit-identical weights and losses."""
-
-    TINY = ["--threads", "1", "--caption-pool", "48", "--qa-pool", "48", "--lm-steps", "6",
-            "--vision-steps", "6", "--vision-batch", "6", "--vision-eval-every", "0",
-            "--steps", "8", "--batch", "3", "--qa-batch", "3", "--eval-every", "0",
-            "--quick-eval", "0", "--save-every", "1000"]
-
-    def _train(self, out, *extra):
-        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-        subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--out", out, *self.TINY,
-                        *extra], check=True, env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        ckpt = torch.load(os.path.join(out, "checkpoint.pt"))
-        with open(os.path.join(out, "losses.json")) as f:
-            log = json.load(f)["log"]
-        return ckpt["state_dict"], log
 
     def assert_same(self, a, b, what):
         (wa, la), (wb, lb) = a, b
@@ -133,28 +136,79 @@ class TrainingIsReproducible(unittest.TestCase):
     def test_data_parallel_reruns_give_identical_weights(self):
         # Each run also checks that its two processes ended with identical weights.
         with tempfile.TemporaryDirectory() as d:
-            a = self._train(os.path.join(d, "a"), "--vlm-procs", "2")
-            self.assert_same(a, self._train(os.path.join(d, "b"), "--vlm-procs", "2"),
+            a = _train_tiny(os.path.join(d, "a"), "--vlm-procs", "2")
+            self.assert_same(a, _train_tiny(os.path.join(d, "b"), "--vlm-procs", "2"),
                              "a rerun with the multimodal stage in 2 processes")
             # The shards' losses add up to the whole batch's: before the first update, the
             # one-process run computes the same losses up to rounding.
-            one = self._train(os.path.join(d, "c"))
+            one = _train_tiny(os.path.join(d, "c"))
             first = [next(r for r in log if r["phase"] == "vlm") for log in (a[1], one[1])]
             for key in ("loss", "cell_loss"):
                 self.assertAlmostEqual(first[0][key], first[1][key], delta=1e-5 * first[1][key])
 
+    def test_evaluating_during_training_changes_no_weight(self):
+        with tempfile.TemporaryDirectory() as d:
+            quiet = _train_tiny(os.path.join(d, "a"))
+            watched = _train_tiny(os.path.join(d, "b"), "--eval-every", "3", "--eval-live")
+            self.assertIn("vlm-eval-average", {r["phase"] for r in watched[1]})
+            for k in quiet[0]:
+                self.assertTrue(torch.equal(quiet[0][k], watched[0][k]), k)
+
     def test_reruns_and_reuse_give_identical_weights(self):
         with tempfile.TemporaryDirectory() as d:
             runs = [os.path.join(d, n) for n in ("a", "b", "c")]
-            first = self._train(runs[0], "--render-procs", "1")
-            self.assert_same(first, self._train(runs[1], "--render-procs", "2"),
+            first = _train_tiny(runs[0], "--render-procs", "1")
+            self.assert_same(first, _train_tiny(runs[1], "--render-procs", "2"),
                              "a rerun with 2 render processes")
             os.makedirs(runs[2])
             for f in ("lm.pt", "vision.pt"):
                 shutil.copy(os.path.join(runs[0], f), runs[2])
-            self.assert_same(first, self._train(runs[2], "--render-procs", "1", "--reuse-lm",
+            self.assert_same(first, _train_tiny(runs[2], "--render-procs", "1", "--reuse-lm",
                                                 "--reuse-vision"),
                              "a run reusing the first run's LM and NFNet")
+
+
+class TokenizerFile(unittest.TestCase):
+    def test_file_does_not_depend_on_where_it_is_written(self):
+        with tempfile.TemporaryDirectory() as d:
+            paths = [os.path.join(d, sub, "tokenizer.model") for sub in ("a", "longer-name")]
+            for p in paths:
+                os.makedirs(os.path.dirname(p))
+                tokenization.train_tokenizer(p, seed=1, lines=2000)
+            with open(paths[0], "rb") as f0, open(paths[1], "rb") as f1:
+                self.assertEqual(f0.read(), f1.read())
+
+
+class WeightAverageTest(unittest.TestCase):
+    def test_average_follows_the_weights_with_a_ramped_decay(self):
+        import train
+        w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        avg = train.WeightAverage([("w", w)], decay=0.5)
+        with torch.no_grad():
+            w.copy_(torch.tensor([3.0, 4.0]))
+        avg.update(0)                 # decay min(0.5, 1/10): mostly the new weights
+        expect = 0.1 * torch.tensor([1.0, -2.0]) + 0.9 * torch.tensor([3.0, 4.0])
+        self.assertTrue(torch.allclose(avg.state_dict()["w"], expect))
+        with torch.no_grad():
+            w.copy_(torch.tensor([5.0, 0.0]))
+        avg.update(100)               # ramp over: the decay itself
+        expect = 0.5 * expect + 0.5 * torch.tensor([5.0, 0.0])
+        self.assertTrue(torch.allclose(avg.state_dict()["w"], expect))
+        avg.swap()
+        self.assertTrue(torch.allclose(w.detach(), expect))
+        avg.swap()
+        self.assertTrue(torch.equal(w.detach(), torch.tensor([5.0, 0.0])))
+
+    def test_checkpoint_holds_the_average_of_the_trained_parts_only(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "run")
+            _train_tiny(out)
+            ck = torch.load(os.path.join(out, "checkpoint.pt"))
+            avg, live = ck["state_dict"], ck["live_state_dict"]
+            self.assertEqual(sorted(avg), sorted(live))
+            for k in avg:
+                frozen = k.startswith(("lm.", "vision."))
+                self.assertEqual(torch.equal(avg[k], live[k]), frozen, k)
 
 
 def _reference_available():

@@ -4,6 +4,7 @@ every text segment between them encoded by sentencepiece on its own."""
 
 from __future__ import annotations
 
+import io
 import random
 import re
 
@@ -20,9 +21,12 @@ SPECIALS = [EOC, IMAGE, PAD]          # user-defined pieces: ids 3, 4, 5 after u
 def train_tokenizer(path: str, seed: int, vocab_size: int = 192, lines: int = 20000) -> None:
     rng = random.Random(seed)
     corpus = "\n".join(scenes.text_corpus(rng, lines))
+    # Written through model_writer: with model_prefix the output path would be stored in the
+    # file, and two runs into different --out directories would differ by that path.
+    model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(corpus.split("\n")),
-        model_prefix=path.removesuffix(".model"),
+        model_writer=model,
         vocab_size=vocab_size,
         model_type="bpe",
         hard_vocab_limit=False,
@@ -33,6 +37,8 @@ def train_tokenizer(path: str, seed: int, vocab_size: int = 192, lines: int = 20
         # Fixed seed-independent training: sentencepiece is deterministic for one thread.
         minloglevel=2,
     )
+    with open(path, "wb") as f:
+        f.write(model.getvalue())
 
 
 class Tokenizer:
