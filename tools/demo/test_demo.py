@@ -122,8 +122,8 @@ def _train_tiny(out, *extra):
 class TrainingIsReproducible(unittest.TestCase):
     """docs/demo-model.md says that rerunning train.py gives the same model. Three tiny runs
     through every stage: a second run with another number of render processes, and a run
-    that reuses the first run's LM and NFNet (how the shipped model was made) must all end
-    in bit-identical weights and losses."""
+    that reuses the first run's LM and NFNet, must all end in bit-identical weights and
+    losses."""
 
     def assert_same(self, a, b, what):
         (wa, la), (wb, lb) = a, b
