@@ -23,6 +23,7 @@ that export.py exports and the live ones beside them), losses.json and a loss-cu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -164,6 +165,19 @@ class WeightAverage:
             tmp = p.detach().clone()
             p.copy_(s)
             s.copy_(tmp)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def applied(average: WeightAverage | None):
+        """The averaged weights in place for the with block (the live ones when no average)."""
+        if average is None:
+            yield
+            return
+        average.swap()
+        try:
+            yield
+        finally:
+            average.swap()
 
     def state_dict(self) -> dict:
         return {n: s.clone() for s, (n, _) in zip(self.shadow, self.named)}
@@ -372,13 +386,10 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
                 if average is None or args.eval_live:
                     kinds.append("live")
                 for kind in kinds:
-                    if kind == "averaged":
-                        average.swap()
-                    acc = answer_accuracy(net, heldout, readout)
-                    gates = " ".join(f"{float(torch.tanh(b.attn_gate)):.2f}/"
-                                     f"{float(torch.tanh(b.ff_gate)):.2f}" for b in net.xattn)
-                    if kind == "averaged":
-                        average.swap()
+                    with WeightAverage.applied(average if kind == "averaged" else None):
+                        acc = answer_accuracy(net, heldout, readout)
+                        gates = " ".join(f"{float(torch.tanh(b.attn_gate)):.2f}/"
+                                         f"{float(torch.tanh(b.ff_gate)):.2f}" for b in net.xattn)
                     log.append({"phase": "vlm-eval-average" if kind == "averaged" else "vlm-eval",
                                 "step": step + 1, **acc})
                     tqdm.write(f"step {step + 1}: {kind} weights, held-out answer accuracy "
@@ -624,11 +635,8 @@ def main():
     def save(step, average):
         # The exported weights are the averaged ones; the live ones are kept beside them.
         live = {k: v.clone() for k, v in net.state_dict().items()}
-        if average is not None:
-            average.swap()
-        weights = {k: v.clone() for k, v in net.state_dict().items()}
-        if average is not None:
-            average.swap()
+        with WeightAverage.applied(average):
+            weights = {k: v.clone() for k, v in net.state_dict().items()}
         torch.save({"cfg": asdict(cfg), "state_dict": weights, "live_state_dict": live,
                     "tokens": {"bos": tok.bos, "eos": tok.eos, "pad": tok.pad, "image": tok.image,
                                "endofchunk": tok.eoc},
