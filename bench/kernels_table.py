@@ -165,12 +165,27 @@ def render_matmul(results, limits, doc):
         lines += ["The GEMM's 6×16 register tile alone, hot (one kc×16 weight sub-panel in L1, 32 "
                   "packed A tiles in L2, one thread): the ceiling of any blocking around it. "
                   + "; ".join(t for _, t in micro) + ".", ""]
+    hot = []
+    for name, r in sorted(results.get("matmul", {}).items()):
+        m = re.match(r"microkernel/gemv_(\w+)_(avx2|scalar)/K:(\d+)$", name)
+        if m and "weight_bytes/s" in r:
+            hot.append({"type": m.group(1), "isa": m.group(2), "K": int(m.group(3)),
+                        "GB/s": r["weight_bytes/s"] / 1e9})
+    if hot:
+        lines += ["Each GEMV kernel alone, hot (M = 1, a matrix of about 768 KiB resident in L2, one "
+                  "thread, no pool), in weight GB/s: the rate it can consume when memory is not "
+                  "the limit. Against the DRAM bandwidth per core above it says how much of a "
+                  "decode's time the kernel's own instructions take.", "",
+                  "| kernel | K | GB/s |", "|---|---|---|"]
+        lines += [f"| gemv_{e['type']}_{e['isa']} | {e['K']} | {e['GB/s']:.1f} |" for e in hot]
+        lines.append("")
     targets = matmul_targets(table)
     lines += ["### Targets (issue 3)", "", "| target | measured | status |", "|---|---|---|"]
     for t in targets:
         lines.append(f"| {t['target']} | {t['measured']} | {'met' if t['met'] else 'MISSED'} |")
     lines.append("")
-    doc["matmul"] = {"rows": table, "targets": targets, "microkernel": [e for e, _ in micro]}
+    doc["matmul"] = {"rows": table, "targets": targets, "microkernel": [e for e, _ in micro],
+                     "gemv_hot": hot}
     return lines
 
 

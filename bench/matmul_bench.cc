@@ -13,10 +13,16 @@
 // microkernel/f32_gemm_6x16_<isa>/kc:<kc>: the GEMM's register tile alone, hot: one kc×16
 // weight sub-panel (L1) against 32 packed 6-row A tiles (L2), as the blocked GEMM calls it.
 // Its FLOP/s is the ceiling any cache blocking around this tile can reach.
+//
+// microkernel/gemv_<type>_<isa>/K:<k>: one GEMV kernel alone, hot: M = 1 against the panels of
+// a matrix of about 768 KiB (resident in L2), no thread pool. Its weight bytes/s is the
+// rate the kernel can consume when memory is not the limit: if it is not well above the DRAM
+// bandwidth per core, the kernel and not the memory bounds the decode.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -28,6 +34,7 @@
 #include "kernels/cpu.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_kernels.h"
+#include "kernels/matmul_packed.h"
 #include "random_inputs.h"
 #include "util/thread_pool.h"
 #include "weight_inputs.h"
@@ -181,7 +188,64 @@ void run_microkernel(benchmark::State& state, fk::detail::GemmFn gemm, int64_t k
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
+void run_gemv_hot(benchmark::State& state, WeightType type, fk::detail::GemvFn gemv,
+                  fk::detail::GemvQuantFn gemv_q, fk::detail::QuantizeRowsFn quantize, int64_t k) {
+  // As many 16-row panels as fill about 768 KiB: in L2 (≥ 1 MiB on the machines we run), well
+  // past L1.
+  const size_t panel = fk::detail::panel_bytes(static_cast<fk::detail::PanelType>(type), k);
+  const int64_t n = fk::detail::kPanelRows * std::max<int64_t>(1, (768 << 10) / panel);
+  const fk::PackedMatrix w = pack(type, k, n);
+  const fk::PackedMatrix::Impl& impl = w.impl();
+  const std::vector<float> a = random_vector(static_cast<size_t>(k), 7);
+  std::vector<int8_t> aq(static_cast<size_t>(k));
+  std::vector<float> ad(static_cast<size_t>(k / fk::detail::kQBlock));
+  std::vector<int32_t> asum(ad.size());
+  fk::detail::QuantizedRows rows{aq.data(), ad.data(), asum.data(), k};
+  if (gemv_q) quantize(a.data(), k, 1, k, aq.data(), ad.data(), asum.data());
+  float out[fk::detail::kPanelRows];
+  for (auto _ : state) {
+    for (int64_t p = 0; p < impl.num_panels; ++p) {
+      if (gemv_q)
+        gemv_q(rows, 1, impl.panel(p), out);
+      else
+        gemv(a.data(), k, 1, impl.panel(p), k, out);
+      benchmark::DoNotOptimize(out);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.counters["weight_bytes/s"] =
+      benchmark::Counter(static_cast<double>(fk::weight_bytes(type, n, k)),
+                         benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void register_gemv_hot(const char* isa, const fk::detail::GemvFn (&dense)[3],
+                       const fk::detail::GemvQuantFn (&quant)[2],
+                       fk::detail::QuantizeRowsFn quantize) {
+  const WeightType types[] = {WeightType::kF32, WeightType::kF16, WeightType::kBF16,
+                              WeightType::kQ8_0, WeightType::kQ4_0};
+  for (int i = 0; i < 5; ++i) {
+    const WeightType type = types[i];
+    const fk::detail::GemvFn g = i < 3 ? dense[i] : nullptr;
+    const fk::detail::GemvQuantFn gq = i < 3 ? nullptr : quant[i - 3];
+    for (int64_t k : {2048, 5632}) {
+      const std::string name = "microkernel/gemv_" + std::string(fk::weight_type_name(type)) + "_" +
+                               isa + "/K:" + std::to_string(k);
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
+        run_gemv_hot(s, type, g, gq, quantize, k);
+      })->UseRealTime();
+    }
+  }
+}
+
 void register_all() {
+  {
+    namespace d = fk::detail;
+    if (fk::cpu_has_avx2())
+      register_gemv_hot("avx2", {d::gemv_f32_avx2, d::gemv_f16_avx2, d::gemv_bf16_avx2},
+                        {d::gemv_q8_0_q8_avx2, d::gemv_q4_0_q8_avx2}, d::quantize_rows_q8_avx2);
+    register_gemv_hot("scalar", {d::gemv_f32_scalar, d::gemv_f16_scalar, d::gemv_bf16_scalar},
+                      {d::gemv_q8_0_q8_scalar, d::gemv_q4_0_q8_scalar}, d::quantize_rows_q8_scalar);
+  }
   for (int64_t kc : {256, 512}) {
     const std::string suffix = "/kc:" + std::to_string(kc);
     if (fk::cpu_has_avx2())
