@@ -227,6 +227,27 @@ def matmul_targets(table):
     return targets
 
 
+# ------------------------------------------------------------------------------ element-wise
+
+def render_elementwise(results, limits, doc):
+    rows = {}
+    for name, r in results["elementwise"].items():
+        m = re.match(r"elementwise/(\w+)_(avx2|scalar)$", name)
+        if m:
+            rows.setdefault(m.group(1), {})[m.group(2)] = r["elements/s"] / 1e9
+    lines = ["## Element-wise kernels (one thread, 16384 values in L2)", "",
+             "G values produced per second; `×scalar`: the AVX2 kernel against the portable one. "
+             "Norms run 8 rows of 2048.", "",
+             "| op | scalar | avx2 | ×scalar |", "|---|---|---|---|"]
+    for op, r in rows.items():
+        ratio = f"{r['avx2'] / r['scalar']:.1f}×" if "avx2" in r and "scalar" in r else "–"
+        cells = [f"{r[i]:.3f}" if i in r else "–" for i in ("scalar", "avx2")]
+        lines.append(f"| {op} | " + " | ".join(cells) + f" | {ratio} |")
+    lines.append("")
+    doc["elementwise"] = rows
+    return lines
+
+
 # ----------------------------------------------------------------------------------- generic
 
 def render_generic(name):
@@ -250,6 +271,7 @@ SECTIONS = {
     "matmul": render_matmul,
     "conv": render_conv,
     "attention": render_attention,
+    "elementwise": render_elementwise,
 }
 HIDDEN = {"machine_limits_after"}
 
