@@ -39,10 +39,25 @@ inline void load_w(const uint8_t* panel, int64_t k, __m256& w0, __m256& w1) {
       w0 = _mm256_cvtph_ps(_mm_loadu_si128(h));
       w1 = _mm256_cvtph_ps(_mm_loadu_si128(h + 1));
     } else {
-      w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(h)), 16));
-      w1 =
-          _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(h + 1)), 16));
+      // A bf16 is the top half of its float. Each 32-bit lane holds columns 2i and 2i + 1:
+      // a shift gives the even columns and a mask the odd ones, one µop per 8 weights where
+      // zero-extending to 32 bits and shifting took two (a cross-lane shuffle among them).
+      // The accumulators hold even and odd columns until to_columns() interleaves them.
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h));
+      w0 = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+      w1 = _mm256_castsi256_ps(
+          _mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
     }
+  }
+}
+
+// Sums over the 16 columns as load_w<T> delivered them -> columns 0-7 and 8-15.
+template <int T>
+inline void to_columns(__m256& lo, __m256& hi) {
+  if constexpr (T == kBF16) {
+    const __m256 a = _mm256_unpacklo_ps(lo, hi), b = _mm256_unpackhi_ps(lo, hi);
+    lo = _mm256_permute2f128_ps(a, b, 0x20);
+    hi = _mm256_permute2f128_ps(a, b, 0x31);
   }
 }
 
@@ -91,6 +106,7 @@ void dense_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t k0, i
       lo = _mm256_add_ps(lo, acc[u][r][0]);
       hi = _mm256_add_ps(hi, acc[u][r][1]);
     }
+    to_columns<T>(lo, hi);
     add_to(out + int64_t{r} * kPanelRows, lo, hi);
   }
 }
@@ -126,10 +142,11 @@ void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) 
     acc[0][0] = _mm256_fmadd_ps(av, w0, acc[0][0]);
     acc[0][1] = _mm256_fmadd_ps(av, w1, acc[0][1]);
   }
-  const __m256 lo =
+  __m256 lo =
       _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0]));
-  const __m256 hi =
+  __m256 hi =
       _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]), _mm256_add_ps(acc[2][1], acc[3][1]));
+  to_columns<T>(lo, hi);
   _mm256_storeu_ps(out, lo);
   _mm256_storeu_ps(out + 8, hi);
 }
