@@ -82,8 +82,9 @@ size_t copies_for(int64_t m, size_t weight_bytes) {
 }
 
 void set_counters(benchmark::State& state, int64_t m, int64_t k, int64_t n, size_t weight_bytes) {
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * m * k * n, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n),
+      benchmark::Counter::kIsIterationInvariantRate);
   state.counters["weight_bytes/s"] = benchmark::Counter(
       static_cast<double>(weight_bytes), benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -174,12 +175,12 @@ void run_eigen(benchmark::State& state, int64_t m, int64_t k, int64_t n, int thr
 }
 
 void run_microkernel(benchmark::State& state, fk::detail::GemmFn gemm, int64_t kc) {
-  constexpr int kTiles = 32;
+  constexpr int64_t kTiles = 32;
   const std::vector<float> a = random_vector(static_cast<size_t>(kTiles * 6 * kc), 3);
   const std::vector<float> b = random_vector(static_cast<size_t>(16 * kc), 5);
   std::vector<float> c(static_cast<size_t>(kTiles * 6 * 16));
   for (auto _ : state) {
-    for (int t = 0; t < kTiles; ++t)
+    for (int64_t t = 0; t < kTiles; ++t)
       gemm(6, kc, a.data() + t * 6 * kc, b.data(), c.data() + t * 96, 16, 16, true, nullptr);
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
@@ -192,8 +193,9 @@ void run_gemv_hot(benchmark::State& state, WeightType type, fk::detail::GemvFn g
                   fk::detail::GemvQuantFn gemv_q, fk::detail::QuantizeRowsFn quantize, int64_t k) {
   // As many 16-row panels as fill about 768 KiB: in L2 (≥ 1 MiB on the machines we run), well
   // past L1.
-  const size_t panel = fk::detail::panel_bytes(static_cast<fk::detail::PanelType>(type), k);
-  const int64_t n = fk::detail::kPanelRows * std::max<int64_t>(1, (768 << 10) / panel);
+  const auto panel =
+      static_cast<int64_t>(fk::detail::panel_bytes(static_cast<fk::detail::PanelType>(type), k));
+  const int64_t n = fk::detail::kPanelRows * std::max<int64_t>(1, (int64_t{768} << 10) / panel);
   const fk::PackedMatrix w = pack(type, k, n);
   const fk::PackedMatrix::Impl& impl = w.impl();
   const std::vector<float> a = random_vector(static_cast<size_t>(k), 7);
