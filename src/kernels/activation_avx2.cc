@@ -19,15 +19,11 @@ inline float hmax(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// e^x: Cody–Waite reduction x = n·ln2 + r, |r| ≤ ln2/2, then Cephes' degree-7 polynomial;
-// about 1 ulp. Results below the smallest normal flush to 0, above 2^127.4 become +inf; NaN
-// propagates.
-inline __m256 exp8(__m256 x) {
-  const __m256 kHi = _mm256_set1_ps(88.3f);
-  const __m256 kLo = _mm256_set1_ps(-87.33654f);
-  __m256 xc = _mm256_min_ps(_mm256_max_ps(x, kLo), kHi);
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+// e^x for x already clamped to [−87.34, 88.3]: Cody–Waite reduction x = n·ln2 + r,
+// |r| ≤ ln2/2, then Cephes' degree-7 polynomial; about 1 ulp.
+inline __m256 exp_in_range8(__m256 xc) {
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
   __m256 p = _mm256_set1_ps(1.9875691500e-4f);
@@ -39,36 +35,32 @@ inline __m256 exp8(__m256 x) {
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
   const __m256i e =
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, kLo, _CMP_LT_OQ));
-  y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, kHi, _CMP_GT_OQ));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+constexpr float kExpLo = -87.33654f;  // log of the smallest normal float
+constexpr float kExpHi = 88.3f;
+
+// e^x over the whole float range: results below the smallest normal flush to 0, above
+// 2^127.4 become +inf; NaN propagates.
+inline __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(kExpLo), hi = _mm256_set1_ps(kExpHi);
+  __m256 y = exp_in_range8(_mm256_min_ps(_mm256_max_ps(x, lo), hi));
+  y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+// e^z for z ≤ 0 or NaN, without exp8's range blends, which the GELU does not need: z below
+// kExpLo (or NaN, which max() replaces by its second operand) gives e^kExpLo instead of 0 or
+// NaN, and the caller masks those lanes.
+inline __m256 exp_nonpositive8(__m256 z) {
+  return exp_in_range8(_mm256_max_ps(z, _mm256_set1_ps(kExpLo)));
 }
 
 inline __m256 sigmoid8(__m256 x) {
   const __m256 one = _mm256_set1_ps(1.f);
   return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
-
-// e^z for z ≤ 0 or NaN, as exp8 but without its range blends, which the GELU does not need:
-// z below the smallest normal's logarithm (or NaN, which max() replaces by its second operand)
-// gives e^kLo instead of 0 or NaN, and the caller masks those lanes.
-inline __m256 exp_nonpositive8(__m256 z) {
-  const __m256 zc = _mm256_max_ps(z, _mm256_set1_ps(-87.33654f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(zc, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), zc);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
-  const __m256i e =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
 // x·Φ(x) with Φ(x) = erfc(−x/√2)/2. erfc(a) for a = |x|/√2 ≥ 0 is written exp(−a²)·g(t),
