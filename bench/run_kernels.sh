@@ -38,8 +38,14 @@ for b in $benches; do run "$b" "$b"; done
 case " $benches " in *" machine_limits "*) run machine_limits machine_limits_after ;; esac
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 doc=${DOC:-kernels-benchmarks}
+# The command line that reproduces this table, filters included.
+settings="${REPS:+REPS=$REPS }${DOC:+DOC=$DOC }BENCHES=\"$benches\""
+for b in $benches; do
+  filter_var="FILTER_$b"
+  [ -n "${!filter_var:-}" ] && settings+=" $filter_var='${!filter_var}'"
+done
 python3 "$root/bench/kernels_table.py" --results "$out" --md "$root/docs/$doc.md" \
   --json "$root/docs/$doc.json" \
   --note "load average (1/5/15 min) before: $load_before, after: $load_after; $reps repetitions, medians" \
-  --command "${DOC:+DOC=$DOC }BENCHES=\"$benches\" bash bench/run_kernels.sh${REPS:+ (REPS=$REPS)}"
+  --command "$settings bash bench/run_kernels.sh"
 echo "wrote docs/$doc.md and docs/$doc.json"
