@@ -388,14 +388,14 @@ def train_vlm(net: M.Flamingo, seqs: data.Sequences, heldout: data.Sequences, ar
                 for kind in kinds:
                     with WeightAverage.applied(average if kind == "averaged" else None):
                         acc = answer_accuracy(net, heldout, readout)
-                        gates = " ".join(f"{float(torch.tanh(b.attn_gate)):.2f}/"
-                                         f"{float(torch.tanh(b.ff_gate)):.2f}" for b in net.xattn)
+                        gate_text = " ".join(f"{float(torch.tanh(b.attn_gate)):.2f}/"
+                                             f"{float(torch.tanh(b.ff_gate)):.2f}" for b in net.xattn)
                     log.append({"phase": "vlm-eval-average" if kind == "averaged" else "vlm-eval",
                                 "step": step + 1, **acc})
                     tqdm.write(f"step {step + 1}: {kind} weights, held-out answer accuracy "
                                "(teacher-forced, last pair) " +
                                " ".join(f"{k} {v:.3f}" for k, v in acc.items()) +
-                               f" | tanh(gates) {gates}")
+                               f" | tanh(gates) {gate_text}")
             if save_fn is not None and (step + 1) % args.save_every == 0:
                 save_fn(step + 1, average)
         dp.check_replicas()
