@@ -72,6 +72,13 @@ using GemmFn = void (*)(int mr, int64_t kc, const float* a_packed, const float* 
                         int64_t ldc, int nr, bool add, const void* prefetch);
 constexpr int kGemmMr = 6;
 
+// Packs rows [0, nr) of one panel (nr ≤ 16) into the layout above, leaving the bytes of rows
+// past nr as they are. rows[r] points at row r's K values (f32 or 16-bit) or codes (Q8_0: K
+// bytes, Q4_0: K/2); for the quantised types scales[r * (K/32) + b] is row r's fp16 scale of
+// block b. f16 and bf16 share the 16-bit kernel ("x16"): packing only moves bits.
+using PackPanelFn = void (*)(const uint8_t* const* rows, int nr, const uint16_t* scales, int64_t k,
+                             uint8_t* dst);
+
 // Kernels per ISA, weight type in the name ("gemv_q4_0_avx2": GEMV over Q4_0 panels). The
 // dispatcher (matmul.cc) gathers them into tables indexed by PanelType.
 #define FLAMINGO_DECLARE_MATMUL_KERNELS(isa)                                                     \
@@ -86,7 +93,11 @@ constexpr int kGemmMr = 6;
   void dequant_panel_q8_0_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
   void dequant_panel_q4_0_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
   void f32_gemm_6x16_##isa(int, int64_t, const float*, const float*, float*, int64_t, int, bool, \
-                           const void*);
+                           const void*);                                                         \
+  void pack_panel_f32_##isa(const uint8_t* const*, int, const uint16_t*, int64_t, uint8_t*);     \
+  void pack_panel_x16_##isa(const uint8_t* const*, int, const uint16_t*, int64_t, uint8_t*);     \
+  void pack_panel_q8_0_##isa(const uint8_t* const*, int, const uint16_t*, int64_t, uint8_t*);    \
+  void pack_panel_q4_0_##isa(const uint8_t* const*, int, const uint16_t*, int64_t, uint8_t*);
 
 FLAMINGO_DECLARE_MATMUL_KERNELS(scalar)
 FLAMINGO_DECLARE_MATMUL_KERNELS(avx2)

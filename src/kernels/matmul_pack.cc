@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/cpu.h"
 #include "kernels/matmul_packed.h"
 #include "kernels/work_estimate.h"
 #include "util/check.h"
@@ -73,52 +74,21 @@ void validate(const WeightView& w, const char* what = "pack_matrix") {
   }
 }
 
-}  // namespace
-
-namespace {
-
-// d[i·16 + r] = rows[r][i] for i < count: one panel's K-major interleave, a cache line of
-// every source row at a time, so the stores stay within 1 KiB of L1. (Row at a time over the
-// whole row, each store went to another line of a panel larger than L1; element at a time
-// across the 16 rows, whose starts are a multiple of 4 KiB apart, the reads thrash one L1
-// set. Either made packing, i.e. loading, several times slower than copying the bytes.)
-template <int kRows, typename T>
-void interleave_rows(const T* const* rows, int n_rows, int64_t count, T* d) {
-  constexpr int64_t kLine = 64 / sizeof(T);
-  const int nr = kRows > 0 ? kRows : n_rows;
-  for (int64_t i0 = 0; i0 < count; i0 += kLine) {
-    const int64_t i1 = std::min(count, i0 + kLine);
-    for (int r = 0; r < nr; ++r) {
-      const T* src = rows[r];
-      for (int64_t i = i0; i < i1; ++i) d[i * kPanelRows + r] = src[i];
-    }
+// The ISA's packing of one panel; every ISA writes the same bytes.
+detail::PackPanelFn pack_panel_fn(WeightType type) {
+  const bool avx2 = active_isa() == Isa::kAvx2;
+  switch (type) {
+    case WeightType::kF32:
+      return avx2 ? detail::pack_panel_f32_avx2 : detail::pack_panel_f32_scalar;
+    case WeightType::kF16:
+    case WeightType::kBF16:
+      return avx2 ? detail::pack_panel_x16_avx2 : detail::pack_panel_x16_scalar;
+    case WeightType::kQ8_0:
+      return avx2 ? detail::pack_panel_q8_0_avx2 : detail::pack_panel_q8_0_scalar;
+    case WeightType::kQ4_0:
+      return avx2 ? detail::pack_panel_q4_0_avx2 : detail::pack_panel_q4_0_scalar;
   }
-}
-
-template <typename T>
-void interleave(const T* const* rows, int n_rows, int64_t count, T* d) {
-  if (n_rows == kPanelRows)
-    interleave_rows<kPanelRows>(rows, n_rows, count, d);
-  else
-    interleave_rows<0>(rows, n_rows, count, d);
-}
-
-// A panel of a Q8_0/Q4_0 matrix: per block of 32 k, the rows' fp16 scales, then their codes
-// (kCodeBytes per row: 32 int8, or 16 bytes of two 4-bit codes) in groups of 4 bytes per row
-// (matmul_kernels.h). A block is at most 544 bytes, so row at a time is fine here, and the
-// constant code length lets the compiler unroll it.
-template <int kCodeBytes, size_t kBlockBytes>
-void pack_q_panel(const uint8_t* const* rows, int nr, const uint16_t* scales, int64_t nb,
-                  uint8_t* dst) {
-  for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* blk = dst + static_cast<size_t>(b) * kBlockBytes;
-    for (int r = 0; r < nr; ++r) {
-      std::memcpy(blk + 2 * static_cast<size_t>(r), &scales[r * nb + b], 2);
-      const uint8_t* src = rows[r] + b * kCodeBytes;
-      for (int64_t g = 0; g < kCodeBytes / 4; ++g)
-        std::memcpy(blk + 32 + (g * kPanelRows + r) * 4, src + 4 * g, 4);
-    }
-  }
+  return nullptr;  // validate() has rejected other types
 }
 
 // Panels [p0, p1) of w into impl, each written completely (padding included), so panels can be
@@ -132,6 +102,7 @@ void pack_panels(const WeightView& w, PackedMatrix::Impl& impl, int64_t p0, int6
                                                : w.type == WeightType::kQ8_0 ? k
                                                : w.type == WeightType::kQ4_0 ? k / 2
                                                                              : k * 2);
+  const detail::PackPanelFn pack = pack_panel_fn(w.type);
   const uint8_t* rows[kPanelRows];
   for (int64_t p = p0; p < p1; ++p) {
     uint8_t* dst = impl.owned.get() + static_cast<size_t>(p) * impl.panel_stride;
@@ -144,25 +115,7 @@ void pack_panels(const WeightView& w, PackedMatrix::Impl& impl, int64_t p0, int6
     }
     for (int r = 0; r < nr; ++r)
       rows[r] = base + static_cast<size_t>(p * kPanelRows + r) * row_bytes;
-    switch (w.type) {
-      case WeightType::kF32:
-        interleave(reinterpret_cast<const float* const*>(rows), nr, k,
-                   reinterpret_cast<float*>(dst));
-        break;
-      case WeightType::kF16:
-      case WeightType::kBF16:
-        interleave(reinterpret_cast<const uint16_t* const*>(rows), nr, k,
-                   reinterpret_cast<uint16_t*>(dst));
-        break;
-      case WeightType::kQ8_0:
-        pack_q_panel<kQBlock, detail::kQ8BlockBytes>(rows, nr, w.scales + p * kPanelRows * nb, nb,
-                                                     dst);
-        break;
-      case WeightType::kQ4_0:
-        pack_q_panel<kQBlock / 2, detail::kQ4BlockBytes>(rows, nr, w.scales + p * kPanelRows * nb,
-                                                         nb, dst);
-        break;
-    }
+    pack(rows, nr, w.scales == nullptr ? nullptr : w.scales + p * kPanelRows * nb, k, dst);
   }
 }
 

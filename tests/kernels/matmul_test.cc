@@ -530,6 +530,57 @@ TEST(MatmulPacking, PoolPackingIsByteIdentical) {
   }
 }
 
+// Every packed byte where matmul_kernels.h says it goes, on each ISA's packing: written from
+// the layout's definition, not from the kernels. Full and partial panels, K that is and is
+// not a multiple of the kernels' 8- and 16-value tiles, and 1-3 quantisation blocks.
+TEST(MatmulPacking, LayoutFollowsTheDefinition) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
+    if (isa == Isa::kAvx2 && !cpu_has_avx2()) continue;
+    IsaScope scope(isa);
+    for (WeightType t : kAllTypes) {
+      const bool q = quantised(t);
+      const std::vector<int64_t> ks =
+          q ? std::vector<int64_t>{32, 64, 96} : std::vector<int64_t>{1, 7, 8, 9, 16, 17, 33, 64};
+      for (int64_t n : {1, 15, 16, 17, 33, 48}) {
+        for (int64_t k : ks) {
+          SCOPED_TRACE(::testing::Message()
+                       << isa_name(isa) << " " << weight_type_name(t) << " n=" << n << " k=" << k);
+          const TestWeights w = make_weights(t, n, k, 19 + static_cast<uint64_t>(n * k));
+          const PackedMatrix p = pack_matrix(w.view());
+          const PackedMatrix::Impl& im = p.impl();
+          const size_t raw = detail::panel_bytes(static_cast<detail::PanelType>(t), k);
+          const int64_t nb = k / detail::kQBlock;
+          std::vector<uint8_t> want(im.bytes, 0);
+          for (int64_t row = 0; row < n; ++row) {
+            uint8_t* panel = want.data() + static_cast<size_t>(row / 16) * im.panel_stride;
+            const int64_t r = row % 16;
+            if (!q) {
+              const size_t vb = t == WeightType::kF32 ? 4 : 2;
+              for (int64_t i = 0; i < k; ++i)
+                std::memcpy(panel + (i * 16 + r) * vb, w.data.data() + (row * k + i) * vb, vb);
+              continue;
+            }
+            const size_t code_bytes = t == WeightType::kQ8_0 ? 32 : 16;
+            const size_t block_bytes =
+                t == WeightType::kQ8_0 ? detail::kQ8BlockBytes : detail::kQ4BlockBytes;
+            for (int64_t b = 0; b < nb; ++b) {
+              uint8_t* blk = panel + b * block_bytes;
+              std::memcpy(blk + 2 * r, &w.scales[row * nb + b], 2);
+              const uint8_t* codes = w.data.data() + (row * nb + b) * code_bytes;
+              for (size_t g = 0; g < code_bytes / 4; ++g)
+                std::memcpy(blk + detail::kQScaleBytes + (g * 16 + r) * 4, codes + 4 * g, 4);
+            }
+          }
+          ASSERT_GE(im.panel_stride, raw);
+          for (size_t i = 0; i < im.bytes; ++i)
+            ASSERT_EQ(im.data[i], want[i]) << "byte " << i << " (panel " << i / im.panel_stride
+                                           << ", offset " << i % im.panel_stride << ")";
+        }
+      }
+    }
+  }
+}
+
 // Packed bytes kept elsewhere (the pack cache's file) and adopted in place compute exactly
 // what the matrix they were packed as does, on both paths; the owner is held until the
 // adopted matrix goes.
