@@ -14,7 +14,9 @@
 # (tokens decoded after the few-shot prompt; defaults 16 tinyllama, 8 flamingo3b),
 # CAPTION_TOKENS (20), RUNS_1T (runs at 1 thread, default RUNS), TORCH_RUNS (default RUNS),
 # TORCH_THREADS (default THREADS), PACK_CACHE=1 (each cell also runs RUNS times loading from
-# a pack cache that one untimed run wrote first; the cache is deleted after the cell). Results
+# a pack cache that one untimed run wrote first; the cache is deleted after the cell),
+# ORDER=rounds (run 1 of every cell, then run 2 of every cell, ...; needs every type's files
+# to fit in the page cache together, as TinyLlama's do; default: a cell's runs in a row). Results
 # of a (config, type, threads) cell are replaced only when that cell runs, so a matrix can be
 # filled in several invocations.
 set -euo pipefail
@@ -69,18 +71,42 @@ if [ "${REPORT_ONLY:-0}" != 1 ]; then
         --image "$inputs/image0.jpg" --image "$inputs/image1.jpg" --image "$inputs/image2.jpg" \
         --decode-tokens "$decode" --caption-tokens "$caption_tokens" "$@"
     }
+    if [ "${ORDER:-cells}" = rounds ]; then
+      # Round r runs every (type, threads) cell whose count reaches r, so that a slow spell
+      # of the shared host lands on one run of many cells rather than on every run of one.
+      for dt in $dtypes; do
+        for t in $threads; do : >"$results/engine-$cfg-$dt-t$t.jsonl"; done
+      done
+      most=$runs
+      [ "$runs_1t" -gt "$most" ] && most=$runs_1t
+      for r in $(seq "$most"); do
+        for dt in $dtypes; do
+          dir=$models/$cfg-$dt
+          cat "$dir"/*.safetensors >/dev/null
+          for t in $threads; do
+            n=$runs
+            [ "$t" = 1 ] && n=$runs_1t
+            [ "$r" -le "$n" ] || continue
+            echo "engine $cfg $dt threads $t run $r (rounds)" >&2
+            run_engine "$dir" "$t" >>"$results/engine-$cfg-$dt-t$t.jsonl"
+          done
+        done
+      done
+    fi
     for dt in $dtypes; do
       dir=$models/$cfg-$dt
       cat "$dir"/*.safetensors >/dev/null  # page cache, so load time is not disk time
       for t in $threads; do
-        out=$results/engine-$cfg-$dt-t$t.jsonl
-        : >"$out"
         n=$runs
         [ "$t" = 1 ] && n=$runs_1t
-        for r in $(seq "$n"); do
-          echo "engine $cfg $dt threads $t run $r" >&2
-          run_engine "$dir" "$t" >>"$out"
-        done
+        out=$results/engine-$cfg-$dt-t$t.jsonl
+        if [ "${ORDER:-cells}" != rounds ]; then
+          : >"$out"
+          for r in $(seq "$n"); do
+            echo "engine $cfg $dt threads $t run $r" >&2
+            run_engine "$dir" "$t" >>"$out"
+          done
+        fi
         if [ "${PACK_CACHE:-0}" = 1 ]; then
           cache=$results/pack-cache
           rm -rf "$cache"
