@@ -16,7 +16,10 @@
 # TORCH_THREADS (default THREADS), PACK_CACHE=1 (each cell also runs RUNS times loading from
 # a pack cache that one untimed run wrote first; the cache is deleted after the cell),
 # ORDER=rounds (run 1 of every cell, then run 2 of every cell, ...; needs every type's files
-# to fit in the page cache together, as TinyLlama's do; default: a cell's runs in a row). Results
+# to fit in the page cache together, as TinyLlama's do; default: a cell's runs in a row).
+# RUNS, RUNS_1T, TORCH_RUNS and ORDER can be set per configuration with a _<config> suffix
+# (RUNS_flamingo3b=2 ORDER_tinyllama=rounds), so one invocation, with one pair of in-run
+# machine limits, can run both configurations. Results
 # of a (config, type, threads) cell are replaced only when that cell runs, so a matrix can be
 # filled in several invocations.
 set -euo pipefail
@@ -27,9 +30,6 @@ results=${RESULTS:-$root/build/bench-e2e}
 configs=${CONFIGS:-"tinyllama flamingo3b"}
 dtypes=${DTYPES:-"f32 bf16 q8_0 q4_0"}
 threads=${THREADS:-"1 2"}
-runs=${RUNS:-3}
-runs_1t=${RUNS_1T:-$runs}
-torch_runs=${TORCH_RUNS:-$runs}
 torch_threads=${TORCH_THREADS:-$threads}
 caption_tokens=${CAPTION_TOKENS:-20}
 py=${PYTHON:-$root/.venv/bin/python}
@@ -64,6 +64,10 @@ if [ "${REPORT_ONLY:-0}" != 1 ]; then
     default_decode=16
     [ "$cfg" = flamingo3b ] && default_decode=8
     decode=${!dvar:-$default_decode}
+    v=RUNS_$cfg && runs=${!v:-${RUNS:-3}}
+    v=RUNS_1T_$cfg && runs_1t=${!v:-${RUNS_1T:-$runs}}
+    v=TORCH_RUNS_$cfg && torch_runs=${!v:-${TORCH_RUNS:-$runs}}
+    v=ORDER_$cfg && order=${!v:-${ORDER:-cells}}
     run_engine() {  # model dir, threads, extra flags
       local d=$1 th=$2
       shift 2
@@ -71,7 +75,7 @@ if [ "${REPORT_ONLY:-0}" != 1 ]; then
         --image "$inputs/image0.jpg" --image "$inputs/image1.jpg" --image "$inputs/image2.jpg" \
         --decode-tokens "$decode" --caption-tokens "$caption_tokens" "$@"
     }
-    if [ "${ORDER:-cells}" = rounds ]; then
+    if [ "$order" = rounds ]; then
       # Round r runs every (type, threads) cell whose count reaches r, so that a slow spell
       # of the shared host lands on one run of many cells rather than on every run of one.
       for dt in $dtypes; do
@@ -100,7 +104,7 @@ if [ "${REPORT_ONLY:-0}" != 1 ]; then
         n=$runs
         [ "$t" = 1 ] && n=$runs_1t
         out=$results/engine-$cfg-$dt-t$t.jsonl
-        if [ "${ORDER:-cells}" != rounds ]; then
+        if [ "$order" != rounds ]; then
           : >"$out"
           for r in $(seq "$n"); do
             echo "engine $cfg $dt threads $t run $r" >&2
