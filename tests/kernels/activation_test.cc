@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cfenv>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -235,6 +236,45 @@ TEST(Activation, ScalarAndAvx2Agree) {
       c.kernel(x.data(), b.data(), 1000, 1.f);
     }
     EXPECT_LE(testing::nmse(b.data(), a.data(), a.size()), c.max_nmse) << c.name;
+  }
+}
+
+// Large inputs on the AVX2 path compute no subnormal on the way to a result that is not one:
+// each subnormal result is a microcode assist of ~150 cycles, and a GELU whose exponential
+// was clamped at the smallest normal, then scaled below it, made every |x| > 13 output pay
+// one (NFNet-F6 at random weights: vision ~20 % slower). The CPU records a tiny result in
+// the underflow flag, which is what this reads. (The scalar path calls libm, whose erfc and
+// exp of large arguments underflow by design.)
+TEST(Activation, Avx2LargeMagnitudesMakeNoSubnormals) {
+  if (!kernels::cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
+  testing::ScopedIsa s(Isa::kAvx2);
+  const float mags[] = {12.95f, 13.f, 13.1f, 13.3f, 20.f, 50.f, 100.f, 1e4f, 1e30f, INFINITY};
+  auto check = [](const char* name, const std::vector<float>& x,
+                  const std::function<void(const float*, float*, int64_t)>& f) {
+    std::vector<float> y(x.size());
+    std::feclearexcept(FE_ALL_EXCEPT);
+    f(x.data(), y.data(), static_cast<int64_t>(x.size()));
+    const bool underflow = std::fetestexcept(FE_UNDERFLOW) != 0;
+    bool subnormal_out = false;
+    for (float v : y) subnormal_out |= std::fpclassify(v) == FP_SUBNORMAL;
+    EXPECT_FALSE(underflow && !subnormal_out) << name << " at |x| = " << std::fabs(x[0]);
+  };
+  for (float m : mags) {
+    for (float sign : {-1.f, 1.f}) {
+      const std::vector<float> x(37, sign * m);  // 4 vectors and a masked tail
+      for (const auto& c : unary_cases())
+        check(c.name.c_str(), x,
+              [&](const float* in, float* out, int64_t n) { c.kernel(in, out, n, 1.f); });
+      check("swiglu", x, [](const float* in, float* out, int64_t n) {
+        const std::vector<float> up(static_cast<size_t>(n), 1.f);
+        kernels::swiglu(in, up.data(), out, n);
+      });
+      check("softmax", x, [](const float* in, float* out, int64_t n) {
+        std::memcpy(out, in, static_cast<size_t>(n) * sizeof(float));
+        out[0] = 0.f;  // one element far from the others
+        kernels::softmax(out, n);
+      });
+    }
   }
 }
 
