@@ -9,6 +9,7 @@
 
 #include "kernels/activation_isa.h"
 #include "kernels/attention_isa.h"
+#include "kernels/lanes_avx2.h"
 
 namespace flamingo::kernels::avx2 {
 namespace {
@@ -61,23 +62,9 @@ void transpose_keys(const float* k, int64_t k_stride, int nb, int head_dim, floa
     for (int d0 = 0; d0 < dh8; d0 += 8) {
       __m256 r[8];
       for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(kj + i * k_stride + d0);
-      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-      const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-      const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-      const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      transpose8x32(r);
       float* d = kt + d0 * kB + j0;
-      _mm256_storeu_ps(d + 0 * kB, _mm256_permute2f128_ps(s0, s4, 0x20));
-      _mm256_storeu_ps(d + 1 * kB, _mm256_permute2f128_ps(s1, s5, 0x20));
-      _mm256_storeu_ps(d + 2 * kB, _mm256_permute2f128_ps(s2, s6, 0x20));
-      _mm256_storeu_ps(d + 3 * kB, _mm256_permute2f128_ps(s3, s7, 0x20));
-      _mm256_storeu_ps(d + 4 * kB, _mm256_permute2f128_ps(s0, s4, 0x31));
-      _mm256_storeu_ps(d + 5 * kB, _mm256_permute2f128_ps(s1, s5, 0x31));
-      _mm256_storeu_ps(d + 6 * kB, _mm256_permute2f128_ps(s2, s6, 0x31));
-      _mm256_storeu_ps(d + 7 * kB, _mm256_permute2f128_ps(s3, s7, 0x31));
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(d + i * kB, r[i]);
     }
     for (int j = j0; j < j0 + 8; ++j)
       for (int d = dh8; d < head_dim; ++d) kt[d * kB + j] = k[j * k_stride + d];
