@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -63,8 +64,8 @@ void transpose_keys(const float* k, int64_t k_stride, int nb, int head_dim, floa
       __m256 r[8];
       for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(kj + i * k_stride + d0);
       transpose8x32(r);
-      float* d = kt + d0 * kB + j0;
-      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(d + i * kB, r[i]);
+      float* d = kt + ptrdiff_t{d0} * kB + j0;
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(d + ptrdiff_t{i} * kB, r[i]);
     }
     for (int j = j0; j < j0 + 8; ++j)
       for (int d = dh8; d < head_dim; ++d) kt[d * kB + j] = k[j * k_stride + d];
