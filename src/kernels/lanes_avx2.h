@@ -1,7 +1,7 @@
-// Tail masks, horizontal reductions and the 8×8 transpose shared by the AVX2 kernels. Include only
-// from
-// *_avx2.cc files: the functions use AVX2 intrinsics and have internal linkage, so each AVX2
-// translation unit gets its own copy and none leaks into code compiled for baseline x86-64.
+// Tail masks, horizontal reductions and the 8×8 transpose shared by the AVX2 kernels. Include
+// only from *_avx2.cc files: the functions use AVX2 intrinsics and have internal linkage, so
+// each AVX2 translation unit gets its own copy and none leaks into code compiled for baseline
+// x86-64.
 #pragma once
 
 #include <immintrin.h>
