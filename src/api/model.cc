@@ -12,6 +12,7 @@
 #include "model/safetensors_weight_source.h"
 #include "util/check.h"
 #include "util/fnv1a.h"
+#include "util/huge_page_arena.h"
 
 namespace flamingo {
 namespace {
@@ -105,6 +106,9 @@ std::shared_ptr<const Model> Model::load(const std::string& directory,
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   model::SafetensorsWeightSource source(*impl->weights);
   source.set_pack_pool(impl->pool.get());
+  // The packed weights, side by side on huge pages; each matrix keeps its part mapped.
+  HugePageArena arena;
+  source.set_pack_arena(&arena);
   std::unique_ptr<model::PackCache> cache;
   if (!options.pack_cache_dir.empty()) {
     cache = std::make_unique<model::PackCache>(options.pack_cache_dir,

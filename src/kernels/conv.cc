@@ -202,7 +202,8 @@ PackedConv2d adopt_packed_conv2d(const Conv2dParams& p, std::vector<PackedMatrix
   return PackedConv2d(std::move(impl));
 }
 
-PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool* pool) {
+PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool* pool,
+                         HugePageArena* arena) {
   validate(p);
   const int64_t cin = p.in_c / p.groups, cout = p.out_c / p.groups;
   const int64_t taps = int64_t{p.kernel} * p.kernel;
@@ -212,9 +213,7 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool*
   if (w.data == nullptr) fail(ErrorCode::kInvalidArgument, "pack_conv2d: null weight data");
 
   auto impl = conv_layout(p);
-  const auto pack = [&](const WeightView& v, ThreadPool* on) {
-    return on ? pack_matrix(v, *on) : pack_matrix(v);
-  };
+  const auto pack = [&](const WeightView& v, ThreadPool* on) { return pack_matrix(v, on, arena); };
   if (impl->direct_matmul) {
     impl->groups.push_back(pack(w, pool));
     return PackedConv2d(std::move(impl));
@@ -251,11 +250,11 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool*
 }
 
 PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w) {
-  return pack_conv2d(p, w, nullptr);
+  return pack_conv2d(p, w, nullptr, nullptr);
 }
 
 PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool& pool) {
-  return pack_conv2d(p, w, &pool);
+  return pack_conv2d(p, w, &pool, nullptr);
 }
 
 void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float* out,

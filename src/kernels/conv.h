@@ -52,7 +52,8 @@ class PackedConv2d {
 
  private:
   explicit PackedConv2d(std::unique_ptr<Impl> impl);
-  friend PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool* pool);
+  friend PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool* pool,
+                                  HugePageArena* arena);
   friend PackedConv2d adopt_packed_conv2d(const Conv2dParams& p, std::vector<PackedMatrix> groups);
   std::unique_ptr<Impl> impl_;
 };
@@ -65,6 +66,10 @@ PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w);
 // The same bytes, packed on the pool's threads (model loading): the groups in parallel, or
 // the panels of the one matrix of an ungrouped conv.
 PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool& pool);
+// The same bytes again: on the pool's threads unless pool is null, into blocks of the arena
+// (see pack_matrix) unless arena is null.
+PackedConv2d pack_conv2d(const Conv2dParams& p, const WeightView& w, ThreadPool* pool,
+                         HugePageArena* arena);
 // A conv over matrices packed earlier (group(g) of a conv with the same params, e.g. adopted
 // from kept bytes, see adopt_packed_matrix). Throws flamingo::Error if they do not fit p.
 PackedConv2d adopt_packed_conv2d(const Conv2dParams& p, std::vector<PackedMatrix> groups);

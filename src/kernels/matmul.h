@@ -25,7 +25,8 @@
 
 namespace flamingo {
 class ThreadPool;
-}
+class HugePageArena;
+}  // namespace flamingo
 
 namespace flamingo::kernels {
 
@@ -69,8 +70,7 @@ class PackedMatrix {
 
  private:
   explicit PackedMatrix(std::unique_ptr<Impl> impl);
-  friend PackedMatrix pack_matrix(const WeightView& w);
-  friend PackedMatrix pack_matrix(const WeightView& w, ThreadPool& pool);
+  friend PackedMatrix pack_matrix(const WeightView& w, ThreadPool* pool, HugePageArena* arena);
   friend PackedMatrix adopt_packed_matrix(WeightType type, int64_t n, int64_t k,
                                           const uint8_t* data, size_t size,
                                           std::shared_ptr<const void> owner);
@@ -81,6 +81,9 @@ class PackedMatrix {
 PackedMatrix pack_matrix(const WeightView& w);
 // The same result, with groups of panels packed on the pool's threads (model loading).
 PackedMatrix pack_matrix(const WeightView& w, ThreadPool& pool);
+// The same result again: on the pool's threads unless pool is null, and into a block of the
+// arena (a model's packed weights side by side on huge pages) unless arena is null.
+PackedMatrix pack_matrix(const WeightView& w, ThreadPool* pool, HugePageArena* arena);
 
 // Packing is a pure function of a matrix's type, shape and values, the same on every ISA, so
 // its bytes can be kept (model/pack_cache) and used again by a later load without repacking.

@@ -10,6 +10,7 @@
 #include "kernels/work_estimate.h"
 #include "util/check.h"
 #include "util/fnv1a.h"
+#include "util/huge_page_arena.h"
 #include "util/thread_pool.h"
 
 namespace flamingo::kernels {
@@ -91,9 +92,10 @@ detail::PackPanelFn pack_panel_fn(WeightType type) {
   return nullptr;  // validate() has rejected other types
 }
 
-// Panels [p0, p1) of w into impl, each written completely (padding included), so panels can be
-// packed by different threads.
-void pack_panels(const WeightView& w, PackedMatrix::Impl& impl, int64_t p0, int64_t p1) {
+// Panels [p0, p1) of w into `out`, laid out as impl says, each written completely (padding
+// included), so panels can be packed by different threads.
+void pack_panels(const WeightView& w, const PackedMatrix::Impl& impl, uint8_t* out, int64_t p0,
+                 int64_t p1) {
   const int64_t n = w.n, k = w.k, nb = k / kQBlock;
   const size_t raw = detail::panel_bytes(static_cast<detail::PanelType>(w.type), w.k);
   const auto* base = static_cast<const uint8_t*>(w.data);
@@ -105,7 +107,7 @@ void pack_panels(const WeightView& w, PackedMatrix::Impl& impl, int64_t p0, int6
   const detail::PackPanelFn pack = pack_panel_fn(w.type);
   const uint8_t* rows[kPanelRows];
   for (int64_t p = p0; p < p1; ++p) {
-    uint8_t* dst = impl.owned.get() + static_cast<size_t>(p) * impl.panel_stride;
+    uint8_t* dst = out + static_cast<size_t>(p) * impl.panel_stride;
     const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, n - p * kPanelRows));
     // Rows past n in the last panel and the alignment tail of every panel read as zero.
     if (nr < kPanelRows) {
@@ -132,38 +134,53 @@ std::unique_ptr<PackedMatrix::Impl> layout(WeightType type, int64_t n, int64_t k
   return impl;
 }
 
-std::unique_ptr<PackedMatrix::Impl> allocate(const WeightView& w) {
+// The layout of w and the memory to pack it into: a block of the arena, or a buffer of its own.
+std::unique_ptr<PackedMatrix::Impl> allocate(const WeightView& w, HugePageArena* arena,
+                                             uint8_t** out) {
   validate(w);
   auto impl = layout(w.type, w.n, w.k);
-  impl->owned = allocate_large_buffer(impl->bytes);
-  if (!impl->owned)
+  if (arena != nullptr) {
+    HugePageArena::Block b = arena->allocate(impl->bytes);
+    *out = b.data;
+    impl->owner = std::move(b.owner);
+  } else {
+    impl->owned = allocate_large_buffer(impl->bytes);
+    *out = impl->owned.get();
+  }
+  if (*out == nullptr)
     fail(ErrorCode::kResourceLimit, "pack_matrix: cannot allocate ", impl->bytes, " bytes");
-  impl->data = impl->owned.get();
+  impl->data = *out;
   return impl;
 }
 
 }  // namespace
 
-PackedMatrix pack_matrix(const WeightView& w) {
-  std::unique_ptr<PackedMatrix::Impl> impl = allocate(w);
-  pack_panels(w, *impl, 0, impl->num_panels);
-  return PackedMatrix(std::move(impl));
-}
-
-PackedMatrix pack_matrix(const WeightView& w, ThreadPool& pool) {
-  std::unique_ptr<PackedMatrix::Impl> impl = allocate(w);
+PackedMatrix pack_matrix(const WeightView& w, ThreadPool* pool, HugePageArena* arena) {
+  uint8_t* out = nullptr;
+  std::unique_ptr<PackedMatrix::Impl> impl = allocate(w, arena, &out);
+  PackedMatrix::Impl& im = *impl;
+  if (pool == nullptr) {
+    pack_panels(w, im, out, 0, im.num_panels);
+    return PackedMatrix(std::move(impl));
+  }
   // Groups of 8 panels (128 rows): loading a model is mostly packing, and one thread
   // transposing every matrix made load time 1.4-3.5x a page-cache read of the files.
   constexpr int64_t kPanelsPerTask = 8;
-  const int64_t tasks = (impl->num_panels + kPanelsPerTask - 1) / kPanelsPerTask;
-  PackedMatrix::Impl& im = *impl;
-  pool.parallel_for(
+  const int64_t tasks = (im.num_panels + kPanelsPerTask - 1) / kPanelsPerTask;
+  pool->parallel_for(
       tasks,
       [&](int64_t t) {
-        pack_panels(w, im, t * kPanelsPerTask, std::min(im.num_panels, (t + 1) * kPanelsPerTask));
+        pack_panels(w, im, out, t * kPanelsPerTask,
+                    std::min(im.num_panels, (t + 1) * kPanelsPerTask));
       },
       detail::stream_ns(3.0 * static_cast<double>(im.bytes)));
   return PackedMatrix(std::move(impl));
+}
+
+PackedMatrix pack_matrix(const WeightView& w) { return pack_matrix(w, nullptr, nullptr); }
+
+PackedMatrix pack_matrix(const WeightView& w, ThreadPool& pool) {
+  return pack_matrix(w, &pool, nullptr);
 }
 
 const uint8_t* PackedMatrix::packed_data() const { return impl_ ? impl_->data : nullptr; }

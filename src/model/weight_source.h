@@ -11,6 +11,7 @@
 #include "kernels/conv.h"
 #include "kernels/matmul.h"
 #include "model/pack_cache.h"
+#include "util/huge_page_arena.h"
 #include "util/thread_pool.h"
 
 namespace flamingo::model {
@@ -30,7 +31,7 @@ class WeightSource {
     const kernels::WeightView v = matrix(name, n, k);
     kernels::PackedMatrix m;
     if (cache_) m = cache_->find(name, v.type, n, k);
-    if (m.empty()) m = pack_pool_ ? kernels::pack_matrix(v, *pack_pool_) : kernels::pack_matrix(v);
+    if (m.empty()) m = kernels::pack_matrix(v, pack_pool_, pack_arena_);
     if (cache_) cache_->record(name, m);
     return m;
   }
@@ -44,7 +45,7 @@ class WeightSource {
     if (cache_) c = cache_->find_conv(name, p, type);
     if (c.num_groups() == 0) {
       const kernels::WeightView v = view();
-      c = pack_pool_ ? kernels::pack_conv2d(p, v, *pack_pool_) : kernels::pack_conv2d(p, v);
+      c = kernels::pack_conv2d(p, v, pack_pool_, pack_arena_);
     }
     if (cache_) cache_->record_conv(name, c);
     return c;
@@ -53,10 +54,13 @@ class WeightSource {
   void set_pack_pool(ThreadPool* pool) { pack_pool_ = pool; }
   // Where packed weights are looked up and recorded (not owned; may be null).
   void set_pack_cache(PackCache* cache) { cache_ = cache; }
+  // Where packed weights are put (not owned; may be null: a buffer per matrix).
+  void set_pack_arena(HugePageArena* arena) { pack_arena_ = arena; }
 
  private:
   ThreadPool* pack_pool_ = nullptr;
   PackCache* cache_ = nullptr;
+  HugePageArena* pack_arena_ = nullptr;
 };
 
 }  // namespace flamingo::model

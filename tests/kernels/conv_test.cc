@@ -13,6 +13,7 @@
 #include "support/isa_scope.h"
 #include "support/test_util.h"
 #include "util/check.h"
+#include "util/huge_page_arena.h"
 #include "util/thread_pool.h"
 
 namespace flamingo {
@@ -274,13 +275,20 @@ TEST(Conv, PoolPackingGivesTheSameConv) {
                             nullptr, p.out_c, k};
       const auto serial = kernels::pack_conv2d(p, view);
       const auto pooled = kernels::pack_conv2d(p, view, pool);
+      HugePageArena arena;
+      const auto in_arena = kernels::pack_conv2d(p, view, &pool, &arena);
       ASSERT_EQ(serial.bytes(), pooled.bytes());
+      ASSERT_EQ(serial.bytes(), in_arena.bytes());
+      EXPECT_GE(arena.used(), in_arena.bytes());
       const size_t n = static_cast<size_t>(serial.out_h() * serial.out_w() * p.out_c);
-      std::vector<float> a(n), b(n);
+      std::vector<float> a(n), b(n), c(n);
       kernels::conv2d(in.data(), serial, nullptr, a.data(), one);
       kernels::conv2d(in.data(), pooled, nullptr, b.data(), one);
+      kernels::conv2d(in.data(), in_arena, nullptr, c.data(), one);
       EXPECT_EQ(0, std::memcmp(a.data(), b.data(), sizeof(float) * n))
           << "groups " << p.groups << " kernel " << p.kernel;
+      EXPECT_EQ(0, std::memcmp(a.data(), c.data(), sizeof(float) * n))
+          << "arena, groups " << p.groups << " kernel " << p.kernel;
     }
   }
 }

@@ -23,6 +23,7 @@
 #include "kernels/matmul_packed.h"
 #include "support/matmul_reference.h"
 #include "support/test_util.h"
+#include "util/huge_page_arena.h"
 #include "util/thread_pool.h"
 
 namespace flamingo::kernels {
@@ -515,17 +516,26 @@ TEST(MatmulPacking, SizesAndMoves) {
 
 // Packing on a pool (model loading) writes exactly the bytes of the one-thread packing,
 // padding rows and alignment tails included: 1000 rows = 63 panels (the last one partial) in
-// 8 tasks.
-TEST(MatmulPacking, PoolPackingIsByteIdentical) {
+// 8 tasks. So does packing into an arena, whose blocks come one after the other (a second
+// matrix is packed first so the block under test does not start a reservation).
+TEST(MatmulPacking, PoolAndArenaPackingAreByteIdentical) {
   ThreadPool pool(3, /*min_parallel_ns=*/0);
+  HugePageArena arena;
   for (WeightType t : kAllTypes) {
     for (int64_t k : {64, 96}) {
       const TestWeights w = make_weights(t, 1000, k, 11);
+      const TestWeights other = make_weights(t, 17, k, 12);
       const PackedMatrix one = pack_matrix(w.view());
       const PackedMatrix many = pack_matrix(w.view(), pool);
-      ASSERT_EQ(one.bytes(), many.bytes());
-      EXPECT_EQ(std::memcmp(one.packed_data(), many.packed_data(), one.bytes()), 0)
-          << weight_type_name(t) << " k=" << k;
+      const PackedMatrix before = pack_matrix(other.view(), nullptr, &arena);
+      const PackedMatrix in_arena = pack_matrix(w.view(), &pool, &arena);
+      const PackedMatrix serial_in_arena = pack_matrix(w.view(), nullptr, &arena);
+      for (const PackedMatrix* m : {&many, &in_arena, &serial_in_arena}) {
+        ASSERT_EQ(one.bytes(), m->bytes());
+        EXPECT_EQ(std::memcmp(one.packed_data(), m->packed_data(), one.bytes()), 0)
+            << weight_type_name(t) << " k=" << k;
+      }
+      EXPECT_EQ(in_arena.packed_data(), before.packed_data() + before.bytes());
     }
   }
 }
