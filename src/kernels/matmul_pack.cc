@@ -139,11 +139,15 @@ std::unique_ptr<PackedMatrix::Impl> allocate(const WeightView& w, HugePageArena*
                                              uint8_t** out) {
   validate(w);
   auto impl = layout(w.type, w.n, w.k);
+  *out = nullptr;
   if (arena != nullptr) {
     HugePageArena::Block b = arena->allocate(impl->bytes);
     *out = b.data;
     impl->owner = std::move(b.owner);
-  } else {
+  }
+  // Without an arena, or when its reservation is refused (strict overcommit accounting counts
+  // reserved address space), a buffer of its own.
+  if (*out == nullptr) {
     impl->owned = allocate_large_buffer(impl->bytes);
     *out = impl->owned.get();
   }

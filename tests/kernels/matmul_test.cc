@@ -540,6 +540,18 @@ TEST(MatmulPacking, PoolAndArenaPackingAreByteIdentical) {
   }
 }
 
+// An arena whose address space is refused (2^62 bytes a reservation here; strict overcommit
+// accounting elsewhere) leaves packing to buffers of their own: the same bytes, no error.
+TEST(MatmulPacking, ARefusedArenaFallsBackToOwnBuffers) {
+  HugePageArena refused(size_t{1} << 62);
+  ASSERT_EQ(refused.allocate(64).data, nullptr);
+  const TestWeights w = make_weights(WeightType::kQ4_0, 40, 64, 13);
+  const PackedMatrix one = pack_matrix(w.view());
+  const PackedMatrix fallback = pack_matrix(w.view(), nullptr, &refused);
+  ASSERT_EQ(one.bytes(), fallback.bytes());
+  EXPECT_EQ(std::memcmp(one.packed_data(), fallback.packed_data(), one.bytes()), 0);
+}
+
 // Every packed byte where matmul_kernels.h says it goes, on each ISA's packing: written from
 // the layout's definition, not from the kernels. Full and partial panels, K that is and is
 // not a multiple of the kernels' 8- and 16-value tiles, and 1-3 quantisation blocks.
