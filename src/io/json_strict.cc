@@ -11,6 +11,20 @@ namespace {
 
 using json = nlohmann::json;
 
+// e.what() is "[json.exception.parse_error.101] parse error at line 1, column 7: ...";
+// nlohmann quotes the offending bytes, which may be invalid UTF-8 or control characters.
+std::string parse_error_text(const nlohmann::detail::exception& e) {
+  std::string what = e.what();
+  const size_t close = what.find("] ");
+  if (close != std::string::npos) what = what.substr(close + 2);
+  std::string clean;
+  for (char ch : what) {
+    const auto u = static_cast<unsigned char>(ch);
+    clean += (u < 0x20 || u >= 0x7f) ? '?' : ch;
+  }
+  return clean;
+}
+
 // A first pass over the text that keeps no values: syntax, depth and duplicate keys. The DOM
 // is then built by a plain parse. (A parser callback would do both at once, but nlohmann's
 // callback parser rescans an object's members each time one of them ends, quadratic in the
@@ -38,17 +52,7 @@ class StrictChecker final : public nlohmann::json_sax<json> {
     return true;
   }
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
-    // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 7: ...".
-    std::string what = e.what();
-    const size_t close = what.find("] ");
-    if (close != std::string::npos) what = what.substr(close + 2);
-    // nlohmann quotes the offending bytes, which may be invalid UTF-8 or control characters.
-    std::string clean;
-    for (char ch : what) {
-      const auto u = static_cast<unsigned char>(ch);
-      clean += (u < 0x20 || u >= 0x7f) ? '?' : ch;
-    }
-    fail(code_, source_, ": invalid JSON: ", clean);
+    fail(code_, source_, ": invalid JSON: ", parse_error_text(e));
   }
 
  private:
@@ -98,7 +102,7 @@ nlohmann::json parse_json_strict(std::string_view text, const std::string& sourc
                        /*ignore_comments=*/false);
   } catch (const json::exception& e) {
     // The checker has seen the same text parse; nothing should get here.
-    fail(code, source, ": invalid JSON: ", e.what());
+    fail(code, source, ": invalid JSON: ", parse_error_text(e));
   }
 }
 
