@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 #include <string>
 
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/norm.h"
+#include "util/scratch_buffer.h"
 
 namespace flamingo::model {
 
@@ -69,7 +71,19 @@ VisualKV GatedXattn::visual_kv(const float* visual, int64_t n_visual, ThreadPool
 void GatedXattn::forward(float* h, int64_t n, const VisualKV* const* media,
                          ThreadPool& pool) const {
   const int64_t d = dim_, inner = spec_.heads * spec_.head_dim;
-  std::vector<float> x(static_cast<size_t>(n * d));
+  // x, q, o, the attention output, up, gate and the FFN output, one after the other in this
+  // thread's scratch (util/scratch_buffer.h).
+  const auto rows_d = static_cast<size_t>(n * d), rows_inner = static_cast<size_t>(n * inner),
+             rows_ff = static_cast<size_t>(n * spec_.ff_dim);
+  thread_local ScratchBuffer scratch;
+  float* const base = scratch.floats(3 * rows_d + 2 * rows_inner + 2 * rows_ff);
+  const std::span<float> x(base, rows_d);
+  const std::span<float> q(x.data() + x.size(), rows_inner);
+  const std::span<float> o(q.data() + q.size(), rows_inner);
+  const std::span<float> attn_out(o.data() + o.size(), rows_d);
+  const std::span<float> up(attn_out.data() + attn_out.size(), rows_ff);
+  const std::span<float> g(up.data() + up.size(), rows_ff);
+  const std::span<float> ff_out(g.data() + g.size(), rows_d);
 
   // Attention half. Only rows that see a media item take part: the others would add
   // tanh(gate)·o_proj(0) = 0, so they are skipped and stay bit-for-bit unchanged.
@@ -77,7 +91,8 @@ void GatedXattn::forward(float* h, int64_t n, const VisualKV* const* media,
   for (int64_t i = 0; i < n; ++i) any_media |= media[i] != nullptr;
   if (any_media) {
     norm(attn_norm_w_, attn_norm_b_, h, n, x.data());
-    std::vector<float> q(static_cast<size_t>(n * inner)), o(static_cast<size_t>(n * inner), 0.f);
+    // Rows without media keep o = 0: o_proj runs over every row (their result is unused).
+    std::fill(o.begin(), o.end(), 0.f);
     q_.apply(x.data(), n, q.data(), pool);
     if (spec_.qk_norm)
       kernels::rmsnorm(q.data(), q_norm_.data(), n * spec_.heads, spec_.head_dim,
@@ -104,7 +119,6 @@ void GatedXattn::forward(float* h, int64_t n, const VisualKV* const* media,
       }
       start = end;
     }
-    std::vector<float> attn_out(static_cast<size_t>(n * d));
     o_.apply(o.data(), n, attn_out.data(), pool);
     for (int64_t i = 0; i < n; ++i) {
       if (media[i] == nullptr) continue;
@@ -121,7 +135,6 @@ void GatedXattn::forward(float* h, int64_t n, const VisualKV* const* media,
 
   // Dense half: every token, with or without media.
   norm(ff_norm_w_, ff_norm_b_, h, n, x.data());
-  std::vector<float> up(static_cast<size_t>(n * spec_.ff_dim));
   switch (spec_.ffn) {
     case io::XattnFfn::kGelu:
       up_.apply(x.data(), n, up.data(), pool, kernels::Activation::kGelu);
@@ -134,13 +147,11 @@ void GatedXattn::forward(float* h, int64_t n, const VisualKV* const* media,
       break;
     case io::XattnFfn::kSwiglu: {
       up_.apply(x.data(), n, up.data(), pool);
-      std::vector<float> g(up.size());
       gate_.apply(x.data(), n, g.data(), pool);
       kernels::swiglu(g.data(), up.data(), up.data(), static_cast<int64_t>(up.size()));
       break;
     }
   }
-  std::vector<float> ff_out(static_cast<size_t>(n * d));
   down_.apply(up.data(), n, ff_out.data(), pool);
   if (vector_gate_) kernels::mul_rows(ff_out.data(), ff_gate_.data(), ff_out.data(), n, d);
   kernels::axpy(vector_gate_ ? 1.f : ff_gate_[0], ff_out.data(), h, n * d);

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <span>
 #include <string>
 
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/norm.h"
 #include "util/check.h"
+#include "util/scratch_buffer.h"
 
 namespace flamingo::model {
 
@@ -85,8 +87,16 @@ void Llama::layer_forward(int layer, float* h, int64_t n, KvCache& cache, Thread
   if (pos0 + n > cache.reserved)
     fail(ErrorCode::kInternal, "KV cache holds ", cache.reserved, " positions, need ", pos0 + n);
 
-  std::vector<float> x(static_cast<size_t>(n * d)), q(static_cast<size_t>(n * qd)),
-      o(static_cast<size_t>(n * qd));
+  // x, q, o, then the FFN's gate and up, one after the other in this thread's scratch.
+  const auto un = static_cast<size_t>(n);
+  const auto ff = static_cast<size_t>(spec_.ffn_dim);
+  thread_local ScratchBuffer scratch;
+  float* const base = scratch.floats(un * (static_cast<size_t>(d + 2 * qd) + 2 * ff));
+  const std::span<float> x(base, un * static_cast<size_t>(d));
+  const std::span<float> q(x.data() + x.size(), un * static_cast<size_t>(qd));
+  const std::span<float> o(q.data() + q.size(), un * static_cast<size_t>(qd));
+  const std::span<float> g(o.data() + o.size(), un * ff);
+  const std::span<float> u(g.data() + g.size(), un * ff);
   kernels::rmsnorm(h, l.attn_norm.data(), n, d, static_cast<float>(spec_.rms_norm_eps), x.data());
   float* kc = cache.k[static_cast<size_t>(layer)].data();
   float* vc = cache.v[static_cast<size_t>(layer)].data();
@@ -121,8 +131,6 @@ void Llama::layer_forward(int layer, float* h, int64_t n, KvCache& cache, Thread
   l.o.apply(o.data(), n, h, pool, /*accumulate=*/true);
 
   kernels::rmsnorm(h, l.ffn_norm.data(), n, d, static_cast<float>(spec_.rms_norm_eps), x.data());
-  std::vector<float> g(static_cast<size_t>(n * spec_.ffn_dim)),
-      u(static_cast<size_t>(n * spec_.ffn_dim));
   l.gate.apply(x.data(), n, g.data(), pool);
   l.up.apply(x.data(), n, u.data(), pool);
   kernels::swiglu(g.data(), u.data(), g.data(), n * spec_.ffn_dim);

@@ -6,7 +6,7 @@
 
 #include "kernels/activation.h"
 #include "util/check.h"
-#include "util/large_buffer.h"
+#include "util/scratch_buffer.h"
 
 namespace flamingo::model {
 
@@ -202,16 +202,8 @@ void NfnetEncoder::forward(const float* image, float* out, ThreadPool& pool) con
   // pages: the first call faults 20 times instead of 10 000, and the convolutions' patch
   // gathers, which stride across a whole activation, miss the TLB less.
   const auto n_max = static_cast<size_t>(max_activation_);
-  thread_local LargeBuffer workspace;
-  thread_local size_t workspace_floats = 0;
-  if (workspace_floats < 5 * n_max) {
-    workspace = allocate_large_buffer(5 * n_max * sizeof(float));
-    if (!workspace)
-      fail(ErrorCode::kResourceLimit, "vision encoder: cannot allocate ", 5 * n_max * sizeof(float),
-           " bytes of activations");
-    workspace_floats = 5 * n_max;
-  }
-  float* a = reinterpret_cast<float*>(workspace.get());
+  thread_local ScratchBuffer workspace;
+  float* a = workspace.floats(5 * n_max);
   float* b = a + n_max;
   float* h = b + n_max;
   float* t0 = h + n_max;
