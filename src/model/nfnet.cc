@@ -197,10 +197,9 @@ void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, flo
 
 void NfnetEncoder::forward(const float* image, float* out, ThreadPool& pool) const {
   // Five tensors of the largest activation's size: the input and output of the current
-  // block, and its three scratch. Kept per thread between calls: fresh pages would cost a
-  // page fault and a zeroing each, 2-3 % of the encoder's time at F0 @256 (40 MiB). On huge
-  // pages: the first call faults 20 times instead of 10 000, and the convolutions' patch
-  // gathers, which stride across a whole activation, miss the TLB less.
+  // block, and its three scratch (40 MiB at F0 @256; fresh per call they cost 2-3 % of the
+  // encoder's time). Huge pages also help the convolutions' patch gathers, which stride
+  // across a whole activation.
   const auto n_max = static_cast<size_t>(max_activation_);
   thread_local ScratchBuffer workspace;
   float* a = workspace.floats(5 * n_max);
