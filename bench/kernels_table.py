@@ -106,16 +106,42 @@ def pct(x):
     return f"{100 * x:.0f} %"
 
 
+def own_peaks(rows):
+    """FLOP/s of the BM_PeakFma/<threads> rows a kernel binary ran among its own (peak_fma.h):
+    with random interleaving they were measured in the same minutes as the kernels."""
+    out = {}
+    for name, r in rows.items():
+        m = re.match(r"BM_PeakFma/(\d+)$", name)
+        if m and "FLOP/s" in r:
+            out[int(m.group(1))] = r["FLOP/s"]
+    return out
+
+
 def render_matmul(results, limits, doc):
     rows = parse_matmul(results.get("matmul", {}))
+    own = own_peaks(results.get("matmul", {}))
     peak = limits["peak_flops_per_thread"]
+
+    def peak_at(t):
+        """The FMA peak at t threads the percentages use."""
+        if t in own:
+            return own[t]
+        return peak * t if peak else None
+
+    if own:
+        yardstick = ("% of the FMA peak at the same thread count measured among these rows "
+                     "(matmul_bench's own BM_PeakFma: " +
+                     ", ".join(f"{own[t] / 1e9:.1f} GFLOP/s at {t} thread{'s' if t > 1 else ''}"
+                               for t in sorted(own)) + ")")
+    else:
+        yardstick = "% of the measured FMA peak × threads"
     lines = ["## Matmul (C[M,N] = A[M,K]·Wᵀ, fp32 activations)", "",
              "M = 1 (GEMV): weight GB/s (bytes of the weights in their storage type per call) and "
              "% of the memory bandwidth at the same thread count (the larger of the triad and the "
              "read-only sweep; every call reads a different copy of the weights, 4× the L3 in "
-             "all, so they come from DRAM). M > 1: GFLOP/s and % of the "
-             "measured FMA peak × threads. `×blas`: ratio to OpenBLAS (cblas_sgemv / cblas_sgemm) "
-             "on the same shape and thread count.", ""]
+             "all, so they come from DRAM). M > 1: GFLOP/s and " + yardstick + ". `×blas`: "
+             "ratio to OpenBLAS (cblas_sgemv / cblas_sgemm) on the same shape and thread count.",
+             ""]
     header = "| M | K | N | thr | " + " | ".join(MATMUL_IMPLS) + " |"
     lines += [header, "|" + "---|" * (4 + len(MATMUL_IMPLS))]
     table = []
@@ -141,8 +167,8 @@ def render_matmul(results, limits, doc):
                     text += f" ({pct(e['pct_bandwidth'])})"
             else:
                 text = f"{e['GFLOP/s']:.1f}"
-                if peak:
-                    e["pct_peak"] = r["FLOP/s"] / (peak * t)
+                if peak_at(t):
+                    e["pct_peak"] = r["FLOP/s"] / peak_at(t)
                     text += f" ({pct(e['pct_peak'])})"
             if blas and impl != "openblas":
                 text += f" {e['ratio_openblas']:.2f}×blas"
@@ -157,8 +183,8 @@ def render_matmul(results, limits, doc):
         if m:
             e = {"kernel": m.group(1), "kc": int(m.group(2)), "GFLOP/s": r["FLOP/s"] / 1e9}
             text = f"{m.group(1)}, kc = {e['kc']}: {e['GFLOP/s']:.1f} GFLOP/s"
-            if peak:
-                e["pct_peak"] = r["FLOP/s"] / peak
+            if peak_at(1):
+                e["pct_peak"] = r["FLOP/s"] / peak_at(1)
                 text += f" ({pct(e['pct_peak'])})"
             micro.append((e, text))
     if micro:
@@ -179,17 +205,17 @@ def render_matmul(results, limits, doc):
                   "| kernel | K | GB/s |", "|---|---|---|"]
         lines += [f"| gemv_{e['type']}_{e['isa']} | {e['K']} | {e['GB/s']:.1f} |" for e in hot]
         lines.append("")
-    targets = matmul_targets(table)
+    targets = matmul_targets(table, own)
     lines += ["### Targets (issue 3)", "", "| target | measured | status |", "|---|---|---|"]
     for t in targets:
         lines.append(f"| {t['target']} | {t['measured']} | {'met' if t['met'] else 'MISSED'} |")
     lines.append("")
     doc["matmul"] = {"rows": table, "targets": targets, "microkernel": [e for e, _ in micro],
-                     "gemv_hot": hot}
+                     "gemv_hot": hot, "own_peak_flops": {str(t): v for t, v in own.items()}}
     return lines
 
 
-def matmul_targets(table):
+def matmul_targets(table, own):
     def rows(pred):
         return [r for r in table if pred(r)]
 
@@ -209,8 +235,11 @@ def matmul_targets(table):
         if two and "f32" in two[0]:
             speedups.append(two[0]["f32"]["GFLOP/s"] / r["f32"]["GFLOP/s"])
     if speedups:
+        measured = f"{min(speedups):.2f}×"
+        if 1 in own and 2 in own:
+            measured += f" (the FMA loop among these rows: {own[2] / own[1]:.2f}×)"
         targets.append({"target": "f32 GEMM M≥64, 2 threads ≥ 1.8× one thread (worst shape)",
-                        "measured": f"{min(speedups):.2f}×", "met": min(speedups) >= 1.8})
+                        "measured": measured, "met": min(speedups) >= 1.8})
     for t in (1, 2):
         gemv = rows(lambda r: r["M"] == 1 and r["threads"] == t)
         for impl in MATMUL_IMPLS[:5]:

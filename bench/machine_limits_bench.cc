@@ -17,80 +17,14 @@
 #include <vector>
 
 #include "dram_working_set.h"
-#include "kernels/cpu.h"
+#include "peak_fma.h"
 #include "util/thread_pool.h"
 
 namespace {
 
-constexpr int64_t kFmaIters = 1 << 22;
-
-// Written in assembly so that no compiler spills or folds the chains: 12 accumulators cover
-// the FMA latency (4 cycles) × throughput (2 per cycle) with room to spare. R is the register
-// kind: "ymm" (AVX2) or "zmm" (AVX-512). Plain assembly text, so the file needs no -mavx512f;
-// the zmm loop runs only where the CPU and the OS (XCR0) support AVX-512.
-// clang-format off
-#define FLAMINGO_COPY0(R, n) "vmovaps %%" R "0, %%" R #n "\n\t"
-#define FLAMINGO_FMA(R, n) "vfmadd231ps %%" R "15, %%" R "14, %%" R #n "\n\t"
-#define FLAMINGO_FMA_LOOP(name, R)                                                              \
-  float name(int64_t iters) {                                                                   \
-    __asm__ volatile(                                                                           \
-        "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                                     \
-        FLAMINGO_COPY0(R, 1) FLAMINGO_COPY0(R, 2) FLAMINGO_COPY0(R, 3) FLAMINGO_COPY0(R, 4)     \
-        FLAMINGO_COPY0(R, 5) FLAMINGO_COPY0(R, 6) FLAMINGO_COPY0(R, 7) FLAMINGO_COPY0(R, 8)     \
-        FLAMINGO_COPY0(R, 9) FLAMINGO_COPY0(R, 10) FLAMINGO_COPY0(R, 11) FLAMINGO_COPY0(R, 14)  \
-        FLAMINGO_COPY0(R, 15)                                                                   \
-        "1:\n\t"                                                                                \
-        FLAMINGO_FMA(R, 0) FLAMINGO_FMA(R, 1) FLAMINGO_FMA(R, 2) FLAMINGO_FMA(R, 3)             \
-        FLAMINGO_FMA(R, 4) FLAMINGO_FMA(R, 5) FLAMINGO_FMA(R, 6) FLAMINGO_FMA(R, 7)             \
-        FLAMINGO_FMA(R, 8) FLAMINGO_FMA(R, 9) FLAMINGO_FMA(R, 10) FLAMINGO_FMA(R, 11)           \
-        "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"                                                    \
-        : "+r"(iters)                                                                           \
-        :                                                                                       \
-        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",       \
-          "xmm10", "xmm11", "xmm14", "xmm15", "cc");                                            \
-    return static_cast<float>(iters);                                                           \
-  }
-// clang-format on
-
-FLAMINGO_FMA_LOOP(fma_loop, "ymm")
-FLAMINGO_FMA_LOOP(fma_loop_512, "zmm")
-#undef FLAMINGO_FMA_LOOP
-#undef FLAMINGO_FMA
-#undef FLAMINGO_COPY0
-
-// Every thread runs `loop` once per iteration; `lanes` floats per FMA, 12 chains.
-void run_peak_fma(benchmark::State& state, float (*loop)(int64_t), int lanes) {
-  const int threads = static_cast<int>(state.range(0));
-  flamingo::ThreadPool pool(threads);
-  std::vector<float> sink(static_cast<size_t>(threads));
-  for (auto _ : state) {
-    pool.parallel_for(threads, [&](int64_t t) { sink[static_cast<size_t>(t)] = loop(kFmaIters); });
-    benchmark::DoNotOptimize(sink.data());
-  }
-  const double flops = 2.0 * lanes * 12 * static_cast<double>(kFmaIters) * threads;
-  state.counters["FLOP/s"] =
-      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["FLOP/s_per_thread"] =
-      benchmark::Counter(flops / threads, benchmark::Counter::kIsIterationInvariantRate);
-}
-
-void BM_PeakFma(benchmark::State& state) {
-  if (!flamingo::kernels::cpu_has_avx2()) {
-    state.SkipWithError("no AVX2/FMA");
-    return;
-  }
-  run_peak_fma(state, fma_loop, 8);
-}
-BENCHMARK(BM_PeakFma)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
-
-void BM_PeakFma512(benchmark::State& state) {
-  if (!__builtin_cpu_supports("avx512f")) {
-    state.SkipWithError("no AVX-512");
-    return;
-  }
-  run_peak_fma(state, fma_loop_512, 16);
-}
-BENCHMARK(BM_PeakFma512)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+// Registered first, so that the FMA rows come before the memory ones.
+[[maybe_unused]] const bool kPeakFmaRegistered =
+    (flamingo::bench::register_peak_fma(/*with_zmm=*/true), true);
 
 constexpr int64_t kChunks = 256;
 
@@ -152,8 +86,8 @@ void BM_ReadSum(benchmark::State& state) {
     });
     benchmark::DoNotOptimize(partial.data());
   }
-  state.counters["bytes/s"] =
-      benchmark::Counter(8.0 * n, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes/s"] = benchmark::Counter(8.0 * static_cast<double>(n),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_ReadSum)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 

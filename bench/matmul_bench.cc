@@ -14,6 +14,10 @@
 // weight sub-panel (L1) against 32 packed 6-row A tiles (L2), as the blocked GEMM calls it.
 // Its FLOP/s is the ceiling any cache blocking around this tile can reach.
 //
+// BM_PeakFma/<threads>: the machine's FMA loop (peak_fma.h) among these rows, so that a run
+// with --benchmark_enable_random_interleaving measures the yardstick in the same minutes as
+// the kernels (run_kernels.sh with INTERLEAVE=1).
+//
 // microkernel/gemv_<type>_<isa>/K:<k>: one GEMV kernel alone, hot: M = 1 against the panels of
 // a matrix of about 768 KiB (resident in L2), no thread pool. Its weight bytes/s is the
 // rate the kernel can consume when memory is not the limit: if it is not well above the DRAM
@@ -35,6 +39,7 @@
 #include "kernels/matmul.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/matmul_packed.h"
+#include "peak_fma.h"
 #include "random_inputs.h"
 #include "util/thread_pool.h"
 #include "weight_inputs.h"
@@ -294,6 +299,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  flamingo::bench::register_peak_fma(/*with_zmm=*/false);
   register_all();
   // OpenBLAS picks its kernels by CPU model; one it does not know falls back to an SSE3 core,
   // so the table must say which kernels the baseline ran (OPENBLAS_CORETYPE overrides).

@@ -1,0 +1,101 @@
+// The machine's fp32 FMA throughput, the yardstick of every "% of peak" in the kernel tables:
+// each thread runs 12 independent FMA chains with no memory traffic. machine_limits_bench
+// reports it before and after the other benchmarks; a kernel benchmark can also register it
+// among its own rows, so that with --benchmark_enable_random_interleaving its repetitions are
+// spread over the same minutes as the kernels' and a busy host slows both alike.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "util/thread_pool.h"
+
+namespace flamingo::bench {
+
+inline constexpr int64_t kFmaIters = 1 << 22;
+
+// Written in assembly so that no compiler spills or folds the chains: 12 accumulators cover
+// the FMA latency (4 cycles) × throughput (2 per cycle) with room to spare. R is the register
+// kind: "ymm" (AVX2) or "zmm" (AVX-512). Plain assembly text, so the file needs no -mavx512f;
+// the zmm loop runs only where the CPU and the OS (XCR0) support AVX-512.
+// clang-format off
+#define FLAMINGO_COPY0(R, n) "vmovaps %%" R "0, %%" R #n "\n\t"
+#define FLAMINGO_FMA(R, n) "vfmadd231ps %%" R "15, %%" R "14, %%" R #n "\n\t"
+#define FLAMINGO_FMA_LOOP(name, R)                                                              \
+  inline float name(int64_t iters) {                                                            \
+    __asm__ volatile(                                                                           \
+        "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                                     \
+        FLAMINGO_COPY0(R, 1) FLAMINGO_COPY0(R, 2) FLAMINGO_COPY0(R, 3) FLAMINGO_COPY0(R, 4)     \
+        FLAMINGO_COPY0(R, 5) FLAMINGO_COPY0(R, 6) FLAMINGO_COPY0(R, 7) FLAMINGO_COPY0(R, 8)     \
+        FLAMINGO_COPY0(R, 9) FLAMINGO_COPY0(R, 10) FLAMINGO_COPY0(R, 11) FLAMINGO_COPY0(R, 14)  \
+        FLAMINGO_COPY0(R, 15)                                                                   \
+        "1:\n\t"                                                                                \
+        FLAMINGO_FMA(R, 0) FLAMINGO_FMA(R, 1) FLAMINGO_FMA(R, 2) FLAMINGO_FMA(R, 3)             \
+        FLAMINGO_FMA(R, 4) FLAMINGO_FMA(R, 5) FLAMINGO_FMA(R, 6) FLAMINGO_FMA(R, 7)             \
+        FLAMINGO_FMA(R, 8) FLAMINGO_FMA(R, 9) FLAMINGO_FMA(R, 10) FLAMINGO_FMA(R, 11)           \
+        "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"                                                    \
+        : "+r"(iters)                                                                           \
+        :                                                                                       \
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",       \
+          "xmm10", "xmm11", "xmm14", "xmm15", "cc");                                            \
+    return static_cast<float>(iters);                                                           \
+  }
+// clang-format on
+
+FLAMINGO_FMA_LOOP(fma_loop_ymm, "ymm")
+FLAMINGO_FMA_LOOP(fma_loop_zmm, "zmm")
+#undef FLAMINGO_FMA_LOOP
+#undef FLAMINGO_FMA
+#undef FLAMINGO_COPY0
+
+// Every thread (state.range(0) of them) runs `loop` once per iteration; `lanes` floats per
+// FMA, 12 chains. Counters: FLOP/s and FLOP/s_per_thread.
+inline void run_peak_fma(benchmark::State& state, float (*loop)(int64_t), int lanes) {
+  const int threads = static_cast<int>(state.range(0));
+  ThreadPool pool(threads);
+  std::vector<float> sink(static_cast<size_t>(threads));
+  for (auto _ : state) {
+    pool.parallel_for(threads, [&](int64_t t) { sink[static_cast<size_t>(t)] = loop(kFmaIters); });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  const double flops = 2.0 * lanes * 12 * static_cast<double>(kFmaIters) * threads;
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s_per_thread"] =
+      benchmark::Counter(flops / threads, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// BM_PeakFma/<threads> for 1 and 2 threads (ymm: the ceiling of our AVX2 kernels) and, with
+// `with_zmm`, BM_PeakFma512/<threads> (the machine's own ceiling where AVX-512 exists).
+inline void register_peak_fma(bool with_zmm) {
+  benchmark::RegisterBenchmark("BM_PeakFma",
+                               [](benchmark::State& s) {
+                                 if (!kernels::cpu_has_avx2()) {
+                                   s.SkipWithError("no AVX2/FMA");
+                                   return;
+                                 }
+                                 run_peak_fma(s, fma_loop_ymm, 8);
+                               })
+      ->Arg(1)
+      ->Arg(2)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  if (!with_zmm) return;
+  benchmark::RegisterBenchmark("BM_PeakFma512",
+                               [](benchmark::State& s) {
+                                 if (!__builtin_cpu_supports("avx512f")) {
+                                   s.SkipWithError("no AVX-512");
+                                   return;
+                                 }
+                                 run_peak_fma(s, fma_loop_zmm, 16);
+                               })
+      ->Arg(1)
+      ->Arg(2)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace flamingo::bench

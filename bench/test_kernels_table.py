@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Self-tests of bench/kernels_table.py on synthetic Google Benchmark results: which peak the
+matmul percentages divide by, and the targets computed from them. Standard library only.
+
+    python3 bench/test_kernels_table.py
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def median_row(name, **counters):
+    row = {"run_name": name + "/real_time", "aggregate_name": "median", "real_time": 1.0,
+           "cpu_time": 1.0, "time_unit": "ms"}
+    row.update(counters)
+    return row
+
+
+def write(path, rows):
+    with open(path, "w") as f:
+        json.dump({"context": {"date": "2026-12-06T00:00:00+00:00", "num_cpus": 2},
+                   "benchmarks": rows}, f)
+
+
+def gemm(impl, m, t, flops):
+    return median_row(f"matmul/{impl}/M:{m}/K:2048/N:2048/threads:{t}",
+                      **{"FLOP/s": flops, "weight_bytes/s": 1e9})
+
+
+class MatmulPeak(unittest.TestCase):
+    def render(self, matmul_rows):
+        with tempfile.TemporaryDirectory() as d:
+            res = os.path.join(d, "results")
+            os.mkdir(res)
+            # machine_limits_bench before and after: the table takes the larger per thread.
+            write(os.path.join(res, "machine_limits.json"),
+                  [median_row("BM_PeakFma/1", **{"FLOP/s": 100e9}),
+                   median_row("BM_Triad/1", **{"bytes/s": 10e9})])
+            write(os.path.join(res, "machine_limits_after.json"),
+                  [median_row("BM_PeakFma/1", **{"FLOP/s": 90e9})])
+            write(os.path.join(res, "matmul.json"), matmul_rows)
+            out = os.path.join(d, "out.json")
+            subprocess.run([sys.executable, os.path.join(HERE, "kernels_table.py"), "--results",
+                            res, "--md", os.path.join(d, "out.md"), "--json", out], check=True,
+                           stdout=subprocess.DEVNULL)
+            with open(out) as f:
+                doc = json.load(f)
+            with open(os.path.join(d, "out.md")) as f:
+                return doc["matmul"], f.read()
+
+    def row(self, table, m, t):
+        return next(r for r in table["rows"] if r["M"] == m and r["threads"] == t)
+
+    def test_without_own_peak_the_limits_run_times_threads(self):
+        mm, _ = self.render([gemm("f32", 64, 1, 90e9), gemm("f32", 64, 2, 160e9),
+                             gemm("openblas", 64, 1, 75e9)])
+        self.assertAlmostEqual(self.row(mm, 64, 1)["f32"]["pct_peak"], 0.9)
+        self.assertAlmostEqual(self.row(mm, 64, 2)["f32"]["pct_peak"], 0.8)
+        self.assertAlmostEqual(self.row(mm, 64, 1)["f32"]["ratio_openblas"], 1.2)
+        self.assertEqual(mm["own_peak_flops"], {})
+        scaling = next(t for t in mm["targets"] if "2 threads" in t["target"])
+        self.assertEqual(scaling["measured"], "1.78×")
+        self.assertFalse(scaling["met"])
+
+    def test_own_peak_rows_are_the_yardstick_per_thread_count(self):
+        mm, md = self.render([median_row("BM_PeakFma/1", **{"FLOP/s": 80e9}),
+                              median_row("BM_PeakFma/2", **{"FLOP/s": 150e9}),
+                              gemm("f32", 512, 1, 72e9), gemm("f32", 512, 2, 135e9)])
+        self.assertAlmostEqual(self.row(mm, 512, 1)["f32"]["pct_peak"], 0.9)
+        self.assertAlmostEqual(self.row(mm, 512, 2)["f32"]["pct_peak"], 0.9)
+        self.assertIn("80.0 GFLOP/s at 1 thread, 150.0 GFLOP/s at 2 threads", md)
+        peak = next(t for t in mm["targets"] if "88 % of peak" in t["target"])
+        self.assertTrue(peak["met"])
+        scaling = next(t for t in mm["targets"] if "2 threads" in t["target"])
+        self.assertEqual(scaling["measured"], "1.88× (the FMA loop among these rows: 1.88×)")
+        self.assertTrue(scaling["met"])
+
+
+if __name__ == "__main__":
+    unittest.main()
