@@ -124,7 +124,9 @@ def decode_bytes(cfg, sizes, positions):
 
 # ---------------------------------------------------------------------------- collection
 def idle_limits(path):
-    """The machine's limits measured on an idle machine by bench/run_kernels.sh."""
+    """The reference limits: a machine_limits section written by bench/run_kernels.sh, kept in
+    docs/machine-limits-reference.json so that the yardstick does not move each time the kernel
+    tables are rerun on a busier host."""
     if not path or not os.path.exists(path):
         return None
     with open(path) as f:
@@ -208,7 +210,7 @@ def collect(results, models, idle_path=None):
                 row["first_phase_pct_thread_peak"] = row["first_phase_gflop_per_cpu_s"] * 1e9 / idle["peak_flops_per_thread"]
         row["decode_tok_s"] = row["decode_tokens"] / row["decode_ms"] * 1e3
         row["prefill_tok_s"] = pre_tok / row["prefill_ms"] * 1e3
-        # Primary yardstick: the idle machine's limits; the same run's limits (measured beside
+        # Primary yardstick: the reference limits; the same run's limits (measured beside
         # the other agents' load) are kept as *_run for context.
         for suffix, pk, tr in (("", idle and idle["peak_flops_per_thread"], idle and idle["triad"]),
                                ("_run", peak, triad)):
@@ -319,8 +321,8 @@ def render(data):
     out.append("## Measured tables\n")
     I = data.get("idle_limits")
     if I:
-        out.append(f"Yardstick (percentages in the tables): the idle machine's limits from docs/kernels-benchmarks.json "
-                   f"({I['note'].split(';')[0]}): FMA peak {f1(I['peak_flops_per_thread'] / 1e9)} GFLOP/s per thread; "
+        out.append(f"Yardstick (percentages in the tables): the reference limits of docs/machine-limits-reference.json "
+                   f"({I['note']}): FMA peak {f1(I['peak_flops_per_thread'] / 1e9)} GFLOP/s per thread; "
                    + "STREAM triad " + ", ".join(f"{f1(v / 1e9, 2)} GB/s at {t} thread(s)" for t, v in sorted(I["triad"].items()))
                    + ". In brackets: against the limits machine_limits_bench measured beside the other load (at the "
                    "start and end of the last bench/run_e2e.sh invocation): ")
@@ -383,7 +385,7 @@ def render(data):
                f"({pct(r.get('first_phase_pct_thread_peak'))})" for r in rows if r.get("first_phase_gflop_per_cpu_s")]
         if eff:
             out.append("Compute efficiency per CPU-second actually received (vision + resampler + prefill FLOPs ÷ the "
-                       "process's CPU time up to the first token; % of one idle thread's FMA peak): " + "; ".join(eff) + ".\n")
+                       "process's CPU time up to the first token; % of one thread's reference FMA peak): " + "; ".join(eff) + ".\n")
         scal = []
         for dt in DTYPE_ORDER:
             a = next((r for r in rows if r["dtype"] == dt and r["threads"] == 1), None)
@@ -401,7 +403,7 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--models", required=True)
     ap.add_argument("--docs", required=True)
-    ap.add_argument("--idle-limits", default=os.path.join(os.path.dirname(HERE), "docs", "kernels-benchmarks.json"))
+    ap.add_argument("--idle-limits", default=os.path.join(os.path.dirname(HERE), "docs", "machine-limits-reference.json"))
     args = ap.parse_args()
     data = collect(args.results, args.models, args.idle_limits)
     with open(os.path.join(args.docs, "performance.json"), "w") as f:
