@@ -80,7 +80,9 @@ def render_limits(results, limits, doc):
               "AVX2 code cannot reach. Triad/N: "
               "STREAM triad on three arrays of together 4× the L3 (at least 384 MiB), 24 bytes per "
               "element. ReadSum/N: read-only sweep of as many bytes. Percentages below use the "
-              "larger of the two runs.", ""]
+              "larger of the two runs" + (
+                  ", except the matmul GFLOP/s rows, which use the FMA loop run among them "
+                  "(below)" if own_peaks(results.get("matmul", {})) else "") + ".", ""]
     doc["machine_limits"] = {"before": before, "after": after, "used": {
         "peak_flops_per_thread": limits["peak_flops_per_thread"],
         "triad_bytes_per_s": limits["triad"], "read_bytes_per_s": limits["read"]}}
