@@ -123,7 +123,7 @@ def decode_bytes(cfg, sizes, positions):
 
 
 # ---------------------------------------------------------------------------- collection
-def idle_limits(path):
+def reference_limits(path):
     """The reference limits: a machine_limits section written by bench/run_kernels.sh, kept in
     docs/machine-limits-reference.json so that the yardstick does not move each time the kernel
     tables are rerun on a busier host."""
@@ -136,8 +136,8 @@ def idle_limits(path):
             "triad": {int(k): v for k, v in u["triad_bytes_per_s"].items()}, "note": d.get("note", "")}
 
 
-def collect(results, models, idle_path=None):
-    idle = idle_limits(idle_path)
+def collect(results, models, reference_path=None):
+    ref = reference_limits(reference_path)
     limits = limits_from({n: load_medians(os.path.join(results, n + ".json"))[0]
                           for n in ("machine_limits", "machine_limits_after")
                           if os.path.exists(os.path.join(results, n + ".json"))})
@@ -206,13 +206,13 @@ def collect(results, models, idle_path=None):
         if cpu_first:
             work = row["vision_gflop"] + row["resampler_gflop"] + row["prefill_gflop"]
             row["first_phase_gflop_per_cpu_s"] = work / (cpu_first / 1e3)
-            if idle:
-                row["first_phase_pct_thread_peak"] = row["first_phase_gflop_per_cpu_s"] * 1e9 / idle["peak_flops_per_thread"]
+            if ref:
+                row["first_phase_pct_thread_peak"] = row["first_phase_gflop_per_cpu_s"] * 1e9 / ref["peak_flops_per_thread"]
         row["decode_tok_s"] = row["decode_tokens"] / row["decode_ms"] * 1e3
         row["prefill_tok_s"] = pre_tok / row["prefill_ms"] * 1e3
         # Primary yardstick: the reference limits; the same run's limits (measured beside
         # the other agents' load) are kept as *_run for context.
-        for suffix, pk, tr in (("", idle and idle["peak_flops_per_thread"], idle and idle["triad"]),
+        for suffix, pk, tr in (("", ref and ref["peak_flops_per_thread"], ref and ref["triad"]),
                                ("_run", peak, triad)):
             if pk:
                 for st in ("vision", "resampler", "prefill"):
@@ -239,7 +239,7 @@ def collect(results, models, idle_path=None):
         os.path.join(results, "load.txt")) else []
     return {"limits": {"peak_flops_per_thread": peak, "triad_bytes_per_s": triad,
                        "read_bytes_per_s": limits["read"]},
-            "idle_limits": idle,
+            "reference_limits": ref,
             "engine": rows, "pytorch": torch_rows, "load_average": load}
 
 
@@ -319,7 +319,7 @@ def render(data):
     peak = L["peak_flops_per_thread"]
     out = []
     out.append("## Measured tables\n")
-    I = data.get("idle_limits")
+    I = data.get("reference_limits")
     if I:
         out.append(f"Yardstick (percentages in the tables): the reference limits of docs/machine-limits-reference.json "
                    f"({I['note']}): FMA peak {f1(I['peak_flops_per_thread'] / 1e9)} GFLOP/s per thread; "
@@ -403,9 +403,9 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--models", required=True)
     ap.add_argument("--docs", required=True)
-    ap.add_argument("--idle-limits", default=os.path.join(os.path.dirname(HERE), "docs", "machine-limits-reference.json"))
+    ap.add_argument("--reference-limits", default=os.path.join(os.path.dirname(HERE), "docs", "machine-limits-reference.json"))
     args = ap.parse_args()
-    data = collect(args.results, args.models, args.idle_limits)
+    data = collect(args.results, args.models, args.reference_limits)
     with open(os.path.join(args.docs, "performance.json"), "w") as f:
         json.dump(data, f, indent=1)
     plots(data, args.docs)
