@@ -68,34 +68,31 @@ inline void run_peak_fma(benchmark::State& state, float (*loop)(int64_t), int la
       benchmark::Counter(flops / threads, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// BM_PeakFma/<threads> for 1 and 2 threads (ymm: the ceiling of our AVX2 kernels) and, with
-// `with_zmm`, BM_PeakFma512/<threads> (the machine's own ceiling where AVX-512 exists).
+// `name`/<threads> for 1 and 2 threads, skipped with `missing` where `supported()` is false.
+inline void register_peak(const char* name, bool (*supported)(), const char* missing,
+                          float (*loop)(int64_t), int lanes) {
+  benchmark::RegisterBenchmark(name,
+                               [=](benchmark::State& s) {
+                                 if (!supported()) {
+                                   s.SkipWithError(missing);
+                                   return;
+                                 }
+                                 run_peak_fma(s, loop, lanes);
+                               })
+      ->Arg(1)
+      ->Arg(2)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+// BM_PeakFma (ymm: the ceiling of our AVX2 kernels) and, with `with_zmm`, BM_PeakFma512 (the
+// machine's own ceiling where AVX-512 exists).
 inline void register_peak_fma(bool with_zmm) {
-  benchmark::RegisterBenchmark("BM_PeakFma",
-                               [](benchmark::State& s) {
-                                 if (!kernels::cpu_has_avx2()) {
-                                   s.SkipWithError("no AVX2/FMA");
-                                   return;
-                                 }
-                                 run_peak_fma(s, fma_loop_ymm, 8);
-                               })
-      ->Arg(1)
-      ->Arg(2)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
-  if (!with_zmm) return;
-  benchmark::RegisterBenchmark("BM_PeakFma512",
-                               [](benchmark::State& s) {
-                                 if (!__builtin_cpu_supports("avx512f")) {
-                                   s.SkipWithError("no AVX-512");
-                                   return;
-                                 }
-                                 run_peak_fma(s, fma_loop_zmm, 16);
-                               })
-      ->Arg(1)
-      ->Arg(2)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
+  register_peak("BM_PeakFma", kernels::cpu_has_avx2, "no AVX2/FMA", fma_loop_ymm, 8);
+  if (with_zmm)
+    register_peak(
+        "BM_PeakFma512", [] { return __builtin_cpu_supports("avx512f") != 0; }, "no AVX-512",
+        fma_loop_zmm, 16);
 }
 
 }  // namespace flamingo::bench
