@@ -3,8 +3,9 @@
 // with the test tokenizer (tests/data/tokenizer/tiny.model and its config). The first byte picks
 // the number of images, the context length and the options; the rest is the prompt, which the
 // structured form splits into segments at 0x1F bytes (0x1E before a segment makes it an image,
-// 0x1D makes it literal). Successful results are decoded again and checked for consistency.
-// Any exception other than flamingo::Error, and any kInternal error, is a bug.
+// 0x1D makes it literal, 0x1C text whose markers count, as the public Prompt's add_text).
+// Successful results are decoded again and checked for consistency. Any exception other than
+// flamingo::Error, and any kInternal error, is a bug.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -91,6 +92,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (!piece.empty() && piece.front() == '\x1d') {
       segments.push_back(flamingo::text::PromptSegment::literal_text(std::string(piece.substr(1))));
+    } else if (!piece.empty() && piece.front() == '\x1c') {
+      segments.push_back(flamingo::text::PromptSegment::with_markers(std::string(piece.substr(1))));
     } else if (!piece.empty()) {
       segments.push_back(flamingo::text::PromptSegment::plain(std::string(piece)));
     }

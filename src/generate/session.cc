@@ -105,13 +105,32 @@ struct Session::Impl {
                                   m.config.xattn.reset_at_eos);
   }
 
+  static std::vector<text::PromptSegment> segments_of(const Prompt& prompt) {
+    std::vector<text::PromptSegment> out;
+    out.reserve(prompt.parts().size());
+    for (const Prompt::Part& part : prompt.parts()) {
+      switch (part.kind) {
+        case Prompt::Part::Kind::kText:
+          out.push_back(text::PromptSegment::with_markers(part.text));
+          break;
+        case Prompt::Part::Kind::kLiteralText:
+          out.push_back(text::PromptSegment::literal_text(part.text));
+          break;
+        case Prompt::Part::Kind::kMedia:
+          out.push_back(text::PromptSegment::image());
+          break;
+      }
+    }
+    return out;
+  }
+
   // Tokenises the prompt, checks markers against media, encodes the media and assigns each
   // token the media item it attends to.
   Prepared prepare(const Prompt& prompt) {
     Prepared p;
     text::PromptOptions po;
     po.max_seq_len = m.config.lm.max_seq_len;
-    p.ids = text::tokenize_prompt(*m.tokenizer, prompt.text(), prompt.media().size(), po).ids;
+    p.ids = text::tokenize_prompt(*m.tokenizer, segments_of(prompt), prompt.media().size(), po).ids;
     for (size_t i = 0; i < prompt.media().size(); ++i)
       p.media.push_back(encode_media(prompt.media()[i], static_cast<int64_t>(i)));
     p.tracker = new_tracker();

@@ -22,11 +22,20 @@ void check_common(const Tokenizer& tok, size_t bytes, size_t num_images,
          " images were given but the model has no image token");
 }
 
-void check_image_count(const Tokenizer& tok, size_t markers, size_t num_images,
-                       std::string_view what) {
-  if (markers != num_images)
-    fail(ErrorCode::kInvalidArgument, "prompt has ", markers, " ", what, " but ", num_images,
-         num_images == 1 ? " image was" : " images were", " given");
+void check_image_count(const Tokenizer& tok, size_t markers, size_t image_segments,
+                       size_t num_images) {
+  const size_t found = markers + image_segments;
+  if (found == num_images) return;
+  const char* given = num_images == 1 ? " image was given" : " images were given";
+  if (image_segments == 0)
+    fail(ErrorCode::kInvalidArgument, "prompt has ", markers, " ", marker_name(tok),
+         " markers but ", num_images, given);
+  if (markers == 0)
+    fail(ErrorCode::kInvalidArgument, "prompt has ", image_segments, " image segments but ",
+         num_images, given);
+  fail(ErrorCode::kInvalidArgument, "prompt has ", found, " images (", markers, " ",
+       marker_name(tok), " markers in its text, ", image_segments, " image segments) but ",
+       num_images, given);
 }
 
 bool want_bos(const Tokenizer& tok, const PromptOptions& options) {
@@ -66,52 +75,44 @@ size_t count_image_markers(const Tokenizer& tok, std::string_view text) {
 
 TokenizedPrompt tokenize_prompt(const Tokenizer& tok, std::string_view text, size_t num_images,
                                 const PromptOptions& options) {
+  // The size check before the copy, so an oversized prompt is refused without one.
   check_common(tok, text.size(), num_images, options);
-  if (const size_t bad = find_invalid_utf8(text); bad != std::string_view::npos)
-    fail(ErrorCode::kInvalidArgument, "prompt is not valid UTF-8 at byte ", bad);
-  const std::vector<TextSpan> spans = tok.split_special(text);
-  size_t markers = 0;
-  if (tok.image() >= 0)
-    for (const TextSpan& s : spans) markers += s.special_id == tok.image();
-  check_image_count(tok, markers, num_images, marker_name(tok) + " markers");
-
-  TokenizedPrompt p;
-  start(tok, options, &p);
-  for (const TextSpan& s : spans) {
-    if (s.special_id >= 0) {
-      push_special(tok, s.special_id, &p);
-    } else {
-      tok.encode_plain(text.substr(s.begin, s.end - s.begin), s.begin, &p.ids);
-    }
-  }
-  return finish(std::move(p), options);
+  const PromptSegment whole = PromptSegment::with_markers(std::string(text));
+  return tokenize_prompt(tok, std::span<const PromptSegment>(&whole, 1), num_images, options);
 }
 
 TokenizedPrompt tokenize_prompt(const Tokenizer& tok, std::span<const PromptSegment> segments,
                                 size_t num_images, const PromptOptions& options) {
-  size_t bytes = 0, images = 0;
+  size_t bytes = 0, image_segments = 0;
   for (const PromptSegment& seg : segments) {
     bytes += seg.text.size();
-    images += seg.kind == PromptSegment::Kind::kImage;
+    image_segments += seg.kind == PromptSegment::Kind::kImage;
   }
   check_common(tok, bytes, num_images, options);
   // Validate every segment before tokenizing any, so errors cost no sentencepiece time.
   std::vector<std::vector<TextSpan>> spans(segments.size());
+  size_t markers = 0;
   for (size_t i = 0; i < segments.size(); ++i) {
     const PromptSegment& seg = segments[i];
     if (seg.kind == PromptSegment::Kind::kImage) continue;
-    if (const size_t bad = find_invalid_utf8(seg.text); bad != std::string_view::npos)
+    if (const size_t bad = find_invalid_utf8(seg.text); bad != std::string_view::npos) {
+      // A prompt of one text segment (the text form) reads as the whole prompt.
+      if (segments.size() == 1)
+        fail(ErrorCode::kInvalidArgument, "prompt is not valid UTF-8 at byte ", bad);
       fail(ErrorCode::kInvalidArgument, "prompt segment ", i, " is not valid UTF-8 at byte ", bad);
+    }
     if (seg.literal) continue;
     spans[i] = tok.split_special(seg.text);
     for (const TextSpan& s : spans[i]) {
-      if (s.special_id >= 0 && s.special_id == tok.image())
+      if (s.special_id < 0 || s.special_id != tok.image()) continue;
+      if (!seg.markers)
         fail(ErrorCode::kInvalidArgument, "prompt segment ", i, " contains the image marker ",
              marker_name(tok), " at byte ", s.begin,
              "; pass images as image segments, or mark the text literal");
+      ++markers;
     }
   }
-  check_image_count(tok, images, num_images, "image segments");
+  check_image_count(tok, markers, image_segments, num_images);
 
   TokenizedPrompt p;
   start(tok, options, &p);

@@ -10,8 +10,11 @@
 //  * structured: segments {image} and {text}; text segments are split on the special strings
 //    like the text form, except that the image marker is refused inside them (images are
 //    only given as image segments), or, with `literal`, taken as plain text throughout —
-//    the way to pass untrusted user text that may contain "<image>" or "<|endofchunk|>".
-// The structured form [image, text "Output:"] yields exactly the ids of "<image>Output:".
+//    the way to pass untrusted user text that may contain "<image>" or "<|endofchunk|>" —
+//    or, with `markers`, counted as an image exactly as in the text form (the public Prompt's
+//    add_text, which may sit beside add_media and add_literal_text in one prompt).
+// The structured form [image, text "Output:"] yields exactly the ids of "<image>Output:", and
+// [markers "<image>Output:"] the same.
 //
 // Checks, in order: prompt bytes ≤ max_prompt_bytes (kResourceLimit); valid UTF-8
 // (kInvalidArgument with the byte offset); markers == images (kInvalidArgument: "prompt has 3
@@ -41,10 +44,16 @@ struct PromptSegment {
   Kind kind = Kind::kText;
   std::string text;
   bool literal = false;  // text only: no special-token parsing at all
+  bool markers = false;  // text only: an image marker in the text stands for the next image
 
-  static PromptSegment image() { return {Kind::kImage, {}, false}; }
-  static PromptSegment plain(std::string t) { return {Kind::kText, std::move(t), false}; }
-  static PromptSegment literal_text(std::string t) { return {Kind::kText, std::move(t), true}; }
+  static PromptSegment image() { return {Kind::kImage, {}, false, false}; }
+  static PromptSegment plain(std::string t) { return {Kind::kText, std::move(t), false, false}; }
+  static PromptSegment literal_text(std::string t) {
+    return {Kind::kText, std::move(t), true, false};
+  }
+  static PromptSegment with_markers(std::string t) {
+    return {Kind::kText, std::move(t), false, true};
+  }
 };
 
 struct TokenizedPrompt {

@@ -118,6 +118,84 @@ TEST(Session, MarkersMustMatchMedia) {
   EXPECT_THROW(s.generate(Prompt(many, {test_image(1)})), Error);
 }
 
+// The builder and the text form make one prompt: the same tokens and the same generation,
+// whichever way the parts were put together.
+TEST(Session, BuiltPromptEqualsItsTextForm) {
+  Session s(load());
+  const Image a = test_image(1), b = test_image(2);
+  GenerateOptions g;
+  g.max_new_tokens = 6;
+  g.stop_at_endofchunk = g.stop_at_eos = false;
+  const GenerateResult text =
+      s.generate(Prompt("<image>red<|endofchunk|><image>Output:", {a, b}), g);
+  Prompt built;
+  built.add_media(a).add_text("red<|end").add_text("ofchunk|>").add_media(b).add_text("Output:");
+  Prompt mixed("<image>red<|endofchunk|>", {a});
+  mixed.add_media(b).add_text("Output:");
+  for (const Prompt* p : {&built, &mixed}) {
+    const GenerateResult r = s.generate(*p, g);
+    EXPECT_EQ(r.timings.prefill_tokens, text.timings.prefill_tokens);
+    ASSERT_EQ(r.tokens.size(), text.tokens.size());
+    for (size_t i = 0; i < r.tokens.size(); ++i) {
+      EXPECT_EQ(r.tokens[i].id, text.tokens[i].id) << i;
+      EXPECT_EQ(r.tokens[i].logprob, text.tokens[i].logprob) << i;
+    }
+  }
+  // A marker in added text still needs a media item of its own.
+  Prompt extra;
+  extra.add_media(a).add_text("<image>");
+  try {
+    s.generate(extra, g);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_STREQ(e.what(),
+                 "prompt has 2 images (1 <image> markers in its text, 1 image segments) but 1 "
+                 "image was given");
+  }
+}
+
+// Text a user typed goes in as text: a typed "<image>" asks for no media item and a typed
+// "<|endofchunk|>" is not the chunk token.
+TEST(Session, LiteralTextKeepsSpecialStringsAsText) {
+  Session s(load());
+  const Image a = test_image(1);
+  const std::string typed = "<image> and <|endofchunk|>";
+  GenerateOptions g;
+  g.max_new_tokens = 2;
+  Prompt as_template;
+  as_template.add_media(a).add_text(typed);
+  EXPECT_THROW(s.generate(as_template, g), Error);  // two markers, one media item
+
+  Prompt literal;
+  literal.add_media(a).add_literal_text(typed).add_text("Output:");
+  const int literal_tokens = s.generate(literal, g).timings.prefill_tokens;
+  // The same bytes without the special strings: the literal form may only add the pieces
+  // that spell "<image>" and "<|endofchunk|>", never the two special tokens.
+  Prompt spelled;
+  spelled.add_media(a).add_text(" and Output:");
+  const int spelled_tokens = s.generate(spelled, g).timings.prefill_tokens;
+  EXPECT_GT(literal_tokens, spelled_tokens + 2);
+  // The template text around it keeps its specials: one token for the marker-free chunk end.
+  Prompt around("<image>", {a});
+  around.add_literal_text(typed).add_text("<|endofchunk|>");
+  Prompt around_plain("<image>", {a});
+  around_plain.add_literal_text(typed);
+  EXPECT_EQ(s.generate(around, g).timings.prefill_tokens,
+            s.generate(around_plain, g).timings.prefill_tokens + 1);
+  // Literal text is still checked as UTF-8.
+  Prompt bad;
+  bad.add_literal_text("caf\xC3");
+  try {
+    s.generate(bad, g);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("not valid UTF-8 at byte 3"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Session, CallbackCanStopAndSeesEveryToken) {
   Session s(load());
   GenerateOptions g;

@@ -110,6 +110,11 @@ TEST(Prompt, StructuredFormYieldsTheSameIds) {
     const TokenizedPrompt b = tokenize_prompt(tok(), segments, images, ctx());
     EXPECT_EQ(a.ids, b.ids) << text;
     EXPECT_EQ(a.image_positions, b.image_positions) << text;
+    // The text as one segment whose markers count: the text form itself.
+    const std::vector<PromptSegment> whole = {PromptSegment::with_markers(text)};
+    const TokenizedPrompt c = tokenize_prompt(tok(), whole, images, ctx());
+    EXPECT_EQ(a.ids, c.ids) << text;
+    EXPECT_EQ(a.image_positions, c.image_positions) << text;
   }
 }
 
