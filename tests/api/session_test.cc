@@ -196,6 +196,39 @@ TEST(Session, LiteralTextKeepsSpecialStringsAsText) {
   }
 }
 
+// A session holds the model: the caller may drop its own handle while a request runs on
+// another thread, and the model goes when the last session does.
+TEST(Session, KeepsTheModelAliveAfterTheCallerDropsIt) {
+  const Prompt p("<image>Output:", {test_image(9)});
+  GenerateOptions g;
+  g.max_new_tokens = 6;
+  g.stop_at_endofchunk = g.stop_at_eos = false;
+  const GenerateResult expected = Session(load()).generate(p, g);
+
+  std::shared_ptr<const Model> m = load();
+  const std::weak_ptr<const Model> weak = m;
+  std::atomic<bool> started{false}, dropped{false};
+  GenerateResult result;
+  GenerateOptions waiting = g;
+  waiting.on_token = [&](const TokenInfo&, const std::string&) {
+    started = true;
+    while (!dropped) std::this_thread::yield();
+    return true;
+  };
+  std::thread worker([&, s = Session(m)]() mutable { result = s.generate(p, waiting); });
+  while (!started) std::this_thread::yield();
+  m.reset();
+  EXPECT_FALSE(weak.expired()) << "the running session must keep the model";
+  dropped = true;
+  worker.join();
+  EXPECT_TRUE(weak.expired()) << "the model must go with its last session";
+  ASSERT_EQ(result.tokens.size(), expected.tokens.size());
+  for (size_t i = 0; i < result.tokens.size(); ++i) {
+    EXPECT_EQ(result.tokens[i].id, expected.tokens[i].id) << i;
+    EXPECT_EQ(result.tokens[i].logprob, expected.tokens[i].logprob) << i;
+  }
+}
+
 TEST(Session, CallbackCanStopAndSeesEveryToken) {
   Session s(load());
   GenerateOptions g;
