@@ -1,7 +1,8 @@
 // Errors reported by libflamingo.
 //
 // Every function of the public API reports failure by throwing flamingo::Error (never by
-// exiting, aborting or returning a half-built object). The message names what was wrong and
+// exiting, aborting or returning a half-built object); an allocation that fails inside the
+// library is reported as kOutOfMemory, not as std::bad_alloc. The message names what was wrong and
 // where: the file, the tensor, the config field or the prompt position.
 #pragma once
 
@@ -21,6 +22,8 @@ enum class ErrorCode : int {
   kResourceLimit = 7,    // input exceeds a configured budget (pixels, bytes, context length)
   kCancelled = 8,        // a callback asked to stop
   kInternal = 9,         // a bug in libflamingo; please report it
+  kOutOfMemory = 10,     // an allocation failed: too little memory (or address space under a
+                         // ulimit) for this model or request; the library state is unchanged
 };
 
 // Returns a short lowercase name for an error code ("corrupt file", ...).

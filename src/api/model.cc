@@ -13,6 +13,7 @@
 #include "util/check.h"
 #include "util/fnv1a.h"
 #include "util/huge_page_arena.h"
+#include "util/out_of_memory.h"
 
 namespace flamingo {
 namespace {
@@ -72,8 +73,9 @@ uint64_t pack_cache_key(const std::filesystem::path& dir, const io::ModelWeights
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
-std::shared_ptr<const Model> Model::load(const std::string& directory,
-                                         const ModelOptions& options) {
+namespace {
+
+std::unique_ptr<Model::Impl> load_impl(const std::string& directory, const ModelOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -85,7 +87,7 @@ std::shared_ptr<const Model> Model::load(const std::string& directory,
          " is out of range [0, 1024]");
   if (options.force_scalar) kernels::set_isa(kernels::Isa::kScalar);
 
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<Model::Impl>();
   const fs::path dir(directory);
   impl->config = io::load_config(dir / "config.json");
   impl->weights = std::make_unique<io::ModelWeights>(io::ModelWeights::open_directory(
@@ -141,7 +143,18 @@ std::shared_ptr<const Model> Model::load(const std::string& directory,
   i.default_prompt = c.prompt.caption;
   impl->load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  return std::shared_ptr<const Model>(new Model(std::move(impl)));
+  return impl;
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> Model::load(const std::string& directory,
+                                         const ModelOptions& options) {
+  std::unique_ptr<Impl> impl = reporting_out_of_memory(
+      [&] { return load_impl(directory, options); }, "loading the model in ", directory);
+  return reporting_out_of_memory(
+      [&] { return std::shared_ptr<const Model>(new Model(std::move(impl))); },
+      "loading the model in ", directory);
 }
 
 const ModelInfo& Model::info() const { return impl_->info; }

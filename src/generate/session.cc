@@ -16,6 +16,7 @@
 #include "io/image_preprocess.h"
 #include "text/prompt.h"
 #include "util/check.h"
+#include "util/out_of_memory.h"
 
 namespace flamingo {
 namespace {
@@ -482,20 +483,21 @@ std::vector<ScoreResult> Session::Impl::score(const Prompt& prompt,
 
 Session::Session(std::shared_ptr<const Model> model) {
   if (!model) fail(ErrorCode::kInvalidArgument, "Session: null model");
-  impl_ = std::make_unique<Impl>(std::move(model));
+  impl_ = reporting_out_of_memory([&] { return std::make_unique<Impl>(std::move(model)); },
+                                  "creating a session");
 }
 Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
 GenerateResult Session::generate(const Prompt& prompt, const GenerateOptions& options) {
-  return impl_->generate(prompt, options);
+  return reporting_out_of_memory([&] { return impl_->generate(prompt, options); }, "generating");
 }
 
 std::vector<ScoreResult> Session::score(const Prompt& prompt,
                                         const std::vector<std::string>& continuations) {
   if (continuations.empty()) fail(ErrorCode::kInvalidArgument, "score: no continuations given");
-  return impl_->score(prompt, continuations);
+  return reporting_out_of_memory([&] { return impl_->score(prompt, continuations); }, "scoring");
 }
 
 const Timings& Session::timings() const { return impl_->timings; }

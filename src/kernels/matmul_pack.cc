@@ -152,7 +152,7 @@ std::unique_ptr<PackedMatrix::Impl> allocate(const WeightView& w, HugePageArena*
     *out = impl->owned.get();
   }
   if (*out == nullptr)
-    fail(ErrorCode::kResourceLimit, "pack_matrix: cannot allocate ", impl->bytes, " bytes");
+    fail(ErrorCode::kOutOfMemory, "pack_matrix: cannot allocate ", impl->bytes, " bytes");
   impl->data = *out;
   return impl;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <new>
 #include <system_error>
 #include <unordered_map>
 
@@ -90,6 +91,8 @@ Tokenizer Tokenizer::from_bytes(std::string bytes, std::string_view name,
   sentencepiece::util::Status status;
   try {
     status = impl->sp.LoadFromSerializedProto(bytes);
+  } catch (const std::bad_alloc&) {
+    throw;  // not the file's fault: the public API reports it as kOutOfMemory
   } catch (const std::exception& e) {
     fail(ErrorCode::kCorruptFile, name, ": sentencepiece rejected the model: ", e.what());
   } catch (...) {

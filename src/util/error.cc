@@ -22,6 +22,8 @@ const char* error_code_name(ErrorCode code) noexcept {
       return "cancelled";
     case ErrorCode::kInternal:
       return "internal error";
+    case ErrorCode::kOutOfMemory:
+      return "out of memory";
   }
   return "unknown error";
 }

@@ -11,8 +11,7 @@ float* ScratchBuffer::floats(size_t n) {
     buffer_ = allocate_large_buffer(n * sizeof(float));
     if (!buffer_) {
       capacity_ = 0;
-      fail(ErrorCode::kResourceLimit, "cannot allocate ", n * sizeof(float),
-           " bytes of activations");
+      fail(ErrorCode::kOutOfMemory, "cannot allocate ", n * sizeof(float), " bytes of activations");
     }
     capacity_ = n;
   }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -28,6 +29,7 @@ constexpr int kExitGeneration = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitModel = 3;
 constexpr int kExitImage = 4;
+constexpr int kExitOutOfMemory = 5;
 constexpr int kExitInterrupted = 130;
 
 std::atomic<bool> g_interrupted{false};
@@ -93,6 +95,7 @@ exit codes:
   2    bad usage (unknown flag, missing or malformed value)
   3    the model could not be loaded
   4    an image could not be read or decoded
+  5    out of memory (at any stage)
   130  interrupted (Ctrl+C)
 )";
 
@@ -100,13 +103,8 @@ template <typename T>
 T parse_number(const std::string& flag, const std::string& text) {
   T value{};
   const char* end = text.data() + text.size();
-  std::from_chars_result r{};
-  if constexpr (std::is_floating_point_v<T>) {
-    // from_chars for float is in GCC 12's libstdc++; strtof would accept trailing junk silently.
-    r = std::from_chars(text.data(), end, value);
-  } else {
-    r = std::from_chars(text.data(), end, value);
-  }
+  // from_chars for floats too (GCC 12's libstdc++ has it): strtof would accept trailing junk.
+  const std::from_chars_result r = std::from_chars(text.data(), end, value);
   if (text.empty() || r.ec != std::errc() || r.ptr != end)
     throw UsageError{flag + ": '" + text + "' is not a valid " +
                      (std::is_floating_point_v<T> ? "number" : "integer")};
@@ -252,6 +250,12 @@ std::string json_dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// A stage's exit code, unless the stage ran out of memory, which has one code wherever it
+// happens: the input may be fine, the machine short of memory.
+int exit_code(const flamingo::Error& e, int stage_code) {
+  return e.code() == flamingo::ErrorCode::kOutOfMemory ? kExitOutOfMemory : stage_code;
+}
+
 int run(const Options& o) {
   flamingo::ModelOptions mo;
   mo.threads = o.threads;
@@ -266,7 +270,7 @@ int run(const Options& o) {
     model = flamingo::Model::load(dir, mo);
   } catch (const flamingo::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
-    return kExitModel;
+    return exit_code(e, kExitModel);
   }
   if (o.verbose) {
     const flamingo::ModelInfo& i = model->info();
@@ -283,7 +287,7 @@ int run(const Options& o) {
     for (const std::string& path : o.images) images.push_back(flamingo::Image::from_file(path));
   } catch (const flamingo::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
-    return kExitImage;
+    return exit_code(e, kExitImage);
   }
 
   // One request per image with the default prompt, or one request for an explicit prompt.
@@ -346,7 +350,8 @@ int run(const Options& o) {
       if (g_interrupted.load()) return kExitInterrupted;
     } catch (const flamingo::Error& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
-      return e.code() == flamingo::ErrorCode::kInvalidArgument ? kExitUsage : kExitGeneration;
+      return exit_code(
+          e, e.code() == flamingo::ErrorCode::kInvalidArgument ? kExitUsage : kExitGeneration);
     }
   }
   return kExitOk;
@@ -365,7 +370,10 @@ int main(int argc, char** argv) {
     return kExitUsage;
   } catch (const flamingo::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
-    return kExitGeneration;
+    return exit_code(e, kExitGeneration);
+  } catch (const std::bad_alloc&) {  // the CLI's own allocations
+    std::fprintf(stderr, "error: out of memory\n");
+    return kExitOutOfMemory;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitGeneration;
