@@ -141,8 +141,12 @@ struct Session::Impl {
   }
 
   static const model::MediaKV* kv_for(const Prepared& p, int32_t media_index) {
-    // media_index is 1-based; 0 = no media. encode_prompt() has checked the count.
-    return media_index > 0 ? &p.media[static_cast<size_t>(media_index - 1)]->kv : nullptr;
+    // media_index is 1-based; 0 = no media. The prompt's markers were checked against its
+    // media, but an <image> the model generates, or one in a scored continuation, has no
+    // media item behind it: the tokens after it see none, as in OpenFlamingo, whose media
+    // mask matches nothing for them. (Found by fuzz/e2e_fuzzer: an out-of-bounds read.)
+    if (media_index <= 0 || static_cast<size_t>(media_index) > p.media.size()) return nullptr;
+    return &p.media[static_cast<size_t>(media_index - 1)]->kv;
   }
 
   // Runs tokens through the model and returns the logits of the last one (or of all).
