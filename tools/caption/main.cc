@@ -92,7 +92,7 @@ Sampling options apply only when --temp > 0.
 exit codes:
   0    success
   1    generation failed
-  2    bad usage (unknown flag, missing or malformed value)
+  2    bad usage (unknown flag, missing or malformed value, a prompt that does not fit)
   3    the model could not be loaded
   4    an image could not be read or decoded
   5    out of memory (at any stage)
@@ -350,8 +350,11 @@ int run(const Options& o) {
       if (g_interrupted.load()) return kExitInterrupted;
     } catch (const flamingo::Error& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
-      return exit_code(
-          e, e.code() == flamingo::ErrorCode::kInvalidArgument ? kExitUsage : kExitGeneration);
+      // The prompt is the user's input: malformed (kInvalidArgument) or over a budget such as
+      // the context (kResourceLimit), it is bad usage, not a failed generation.
+      const bool usage = e.code() == flamingo::ErrorCode::kInvalidArgument ||
+                         e.code() == flamingo::ErrorCode::kResourceLimit;
+      return exit_code(e, usage ? kExitUsage : kExitGeneration);
     }
   }
   return kExitOk;
