@@ -228,8 +228,7 @@ TEST(CaptionCli, PromptsThatDoNotFit) {
                "not valid UTF-8");
   std::string long_prompt = "<image>";
   for (int i = 0; i < 3000; ++i) long_prompt += " word";
-  expect_error({"-m", model, "-p", long_prompt, "--image", image()}, kUsage,
-               "exceeds the context");
+  expect_error({"-m", model, "-p", long_prompt, "--image", image()}, kUsage, "exceeds the context");
 }
 
 // The same sampled request in separate processes with 1 and 2 threads: the same tokens and
