@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,11 @@ struct ModelOptions {
   // of its weight files); later loads of the same files map them instead of packing again.
   // A stale, damaged or unwritable cache never fails a load: see ModelInfo::pack_cache.
   std::string pack_cache_dir;
+  // Called on the loading thread as the weights are read and packed, with the fraction of the
+  // weight bytes done so far: never decreasing, first 0, last 1 (once every weight is in
+  // place). Return false to stop: load() then frees what it built and throws
+  // Error(kCancelled). Unset, loading runs to the end.
+  std::function<bool(float progress)> on_progress;
 };
 
 // What a loaded model is, for display and for callers that size their buffers.

@@ -117,7 +117,13 @@ std::unique_ptr<Model::Impl> load_impl(const std::string& directory, const Model
                                                pack_cache_key(dir, *impl->weights));
     source.set_pack_cache(cache.get());
   }
+  if (options.on_progress) {
+    uint64_t total = 0;
+    for (const std::string& name : impl->weights->names()) total += impl->weights->get(name).nbytes;
+    source.set_progress(options.on_progress, total);
+  }
   impl->net = std::make_unique<model::FlamingoModel>(impl->config, source);
+  source.finish();
   if (cache) {
     cache->commit();
     impl->info.pack_cache = cache->status();

@@ -1,5 +1,8 @@
 #include "model/safetensors_weight_source.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "util/check.h"
 
 namespace flamingo::model {
@@ -12,6 +15,34 @@ SafetensorsWeightSource::~SafetensorsWeightSource() {
   }
 }
 
+void SafetensorsWeightSource::set_progress(std::function<bool(float)> on_progress,
+                                           uint64_t total_bytes) {
+  on_progress_ = std::move(on_progress);
+  total_bytes_ = total_bytes;
+  done_bytes_ = 0;
+  if (on_progress_ && !on_progress_(0.f))
+    fail(ErrorCode::kCancelled, "model loading was cancelled by the progress callback");
+}
+
+void SafetensorsWeightSource::report(const io::TensorView& next) {
+  if (!on_progress_) return;
+  // What was handed out before `next` is done; a tensor asked for twice (the tied embedding)
+  // counts once, hence the clamp.
+  const float f = total_bytes_ == 0 ? 0.f
+                                    : static_cast<float>(std::min(done_bytes_, total_bytes_)) /
+                                          static_cast<float>(total_bytes_);
+  if (!on_progress_(std::min(f, 1.f)))
+    fail(ErrorCode::kCancelled, "model loading was cancelled by the progress callback (at ",
+         static_cast<int>(f * 100.f), " % of the weights, before ", next.name, ")");
+  done_bytes_ += next.nbytes;
+}
+
+void SafetensorsWeightSource::finish() {
+  release_pending();
+  if (on_progress_ && !on_progress_(1.f))
+    fail(ErrorCode::kCancelled, "model loading was cancelled by the progress callback (at 100 %)");
+}
+
 void SafetensorsWeightSource::release_pending() {
   for (const io::TensorView* t : pending_) weights_.release(*t);
   pending_.clear();
@@ -20,6 +51,7 @@ void SafetensorsWeightSource::release_pending() {
 kernels::WeightView SafetensorsWeightSource::matrix(const std::string& name, int64_t n, int64_t k) {
   release_pending();
   const io::TensorView& t = weights_.get(name);
+  report(t);
   pending_.push_back(&t);
   kernels::WeightView v;
   v.data = t.data;
@@ -56,6 +88,7 @@ kernels::WeightView SafetensorsWeightSource::matrix(const std::string& name, int
         fail(ErrorCode::kModelMismatch, s.file, ": tensor ", s.name, " must be F16 with ",
              n * k / 32, " elements, has ", io::dtype_name(s.dtype), " ", s.shape_string());
       v.scales = reinterpret_cast<const uint16_t*>(s.data);
+      done_bytes_ += s.nbytes;
       pending_.push_back(&s);
       return v;
     }
@@ -68,6 +101,7 @@ kernels::WeightView SafetensorsWeightSource::matrix(const std::string& name, int
 std::vector<float> SafetensorsWeightSource::floats(const std::string& name, int64_t numel) {
   release_pending();
   const io::TensorView& t = weights_.get(name);
+  report(t);
   if (t.numel != numel)
     fail(ErrorCode::kModelMismatch, t.file, ": tensor ", name, " has ", t.numel, " elements ",
          t.shape_string(), ", expected ", numel);

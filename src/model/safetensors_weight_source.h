@@ -1,6 +1,8 @@
 // WeightSource over the mmap'ed tensors of a model directory.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,11 +30,22 @@ class SafetensorsWeightSource : public WeightSource {
   std::vector<float> floats(const std::string& name, int64_t numel) override;
   bool has(const std::string& name) const override { return weights_.contains(name); }
 
+  // Reports the bytes of the tensors handed out so far, over `total_bytes`, before each new
+  // request (by then the previous one is packed) and once more from finish(); a false return
+  // throws Error(kCancelled) out of the request, and so out of the model's construction.
+  void set_progress(std::function<bool(float)> on_progress, uint64_t total_bytes);
+  // Called when every tensor is in place: reports 1.
+  void finish();
+
  private:
   void release_pending();
+  void report(const io::TensorView& next);
 
   const io::ModelWeights& weights_;
   std::vector<const io::TensorView*> pending_;
+  std::function<bool(float)> on_progress_;
+  uint64_t total_bytes_ = 0;
+  uint64_t done_bytes_ = 0;
 };
 
 }  // namespace flamingo::model

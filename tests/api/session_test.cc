@@ -2,6 +2,7 @@
 // loading, generation options, scoring, streaming, determinism and concurrency.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -42,6 +43,50 @@ TEST(Model, LoadReportsWhatItLoaded) {
   EXPECT_GT(i.visual_tokens, 0);
   EXPECT_FALSE(i.default_prompt.empty());
   EXPECT_GE(m->load_ms(), 0.0);
+}
+
+TEST(Model, LoadReportsProgressAndStopsWhenTheCallbackSaysSo) {
+  std::vector<float> seen;
+  ModelOptions o;
+  o.threads = 2;
+  o.on_progress = [&](float f) {
+    seen.push_back(f);
+    return true;
+  };
+  const std::shared_ptr<const Model> whole = Model::load(fixture_dir().string(), o);
+  ASSERT_GE(seen.size(), 20u) << "one report per weight tensor or so";
+  EXPECT_EQ(seen.front(), 0.f);
+  EXPECT_EQ(seen.back(), 1.f);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_GT(std::count_if(seen.begin(), seen.end(), [](float f) { return f > 0.1f && f < 0.9f; }),
+            2);
+
+  const Prompt p("<image>Output:", {test_image(2)});
+  GenerateOptions g;
+  g.max_new_tokens = 4;
+  g.stop_at_endofchunk = g.stop_at_eos = false;
+  const GenerateResult expected = Session(whole).generate(p, g);
+  // Stopping at the first report, in the middle, and at the final 1.
+  for (const size_t stop_at : {size_t{0}, seen.size() / 2, seen.size() - 1}) {
+    size_t calls = 0;
+    ModelOptions c;
+    c.threads = 2;
+    c.on_progress = [&](float) { return calls++ < stop_at; };
+    try {
+      Model::load(fixture_dir().string(), c);
+      ADD_FAILURE() << "load went on after the callback returned false at call " << stop_at;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCancelled) << e.what();
+      EXPECT_NE(std::string(e.what()).find("cancelled by the progress callback"),
+                std::string::npos);
+    }
+    EXPECT_EQ(calls, stop_at + 1) << "no call after the one that said stop";
+  }
+  // Nothing shared was left behind: a new load gives the same model.
+  const GenerateResult again = Session(load()).generate(p, g);
+  ASSERT_EQ(again.tokens.size(), expected.tokens.size());
+  for (size_t i = 0; i < again.tokens.size(); ++i)
+    EXPECT_EQ(again.tokens[i].logprob, expected.tokens[i].logprob) << i;
 }
 
 TEST(Model, MissingDirectoryIsAnIoError) {

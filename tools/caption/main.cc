@@ -260,6 +260,7 @@ int run(const Options& o) {
   flamingo::ModelOptions mo;
   mo.threads = o.threads;
   mo.pack_cache_dir = o.pack_cache;
+  mo.on_progress = [](float) { return !g_interrupted.load(); };  // Ctrl+C stops a long load
   if (const char* env = std::getenv("FLAMINGO_PACK_CACHE"); mo.pack_cache_dir.empty() && env)
     mo.pack_cache_dir = env;
   std::shared_ptr<const flamingo::Model> model;
@@ -269,6 +270,8 @@ int run(const Options& o) {
     if (o.verbose) std::fprintf(stderr, "loading model %s\n", dir.c_str());
     model = flamingo::Model::load(dir, mo);
   } catch (const flamingo::Error& e) {
+    if (e.code() == flamingo::ErrorCode::kCancelled && g_interrupted.load())
+      return kExitInterrupted;  // as during generation: not an error
     std::fprintf(stderr, "error: %s\n", e.what());
     return exit_code(e, kExitModel);
   }
