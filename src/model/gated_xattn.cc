@@ -14,10 +14,7 @@ namespace flamingo::model {
 
 GatedXattn::GatedXattn(const io::XattnConfig& spec, int64_t dim, int64_t visual_dim,
                        WeightSource& w, int index)
-    : spec_(spec),
-      dim_(dim),
-      visual_dim_(visual_dim),
-      vector_gate_(spec.gate == io::GateType::kVector) {
+    : spec_(spec), dim_(dim), vector_gate_(spec.gate == io::GateType::kVector) {
   const std::string p = "xattn." + std::to_string(index) + ".";
   const int64_t d = dim, inner = spec.heads * spec.head_dim, gate_n = vector_gate_ ? d : 1;
   attn_gate_ = w.floats(p + "attn_gate", gate_n);

@@ -37,7 +37,7 @@ class GatedXattn {
             float* y) const;
 
   io::XattnConfig spec_;
-  int64_t dim_, visual_dim_;
+  int64_t dim_;
   bool vector_gate_;
   std::vector<float> attn_gate_, ff_gate_;  // tanh already applied; one value or dim values
   std::vector<float> attn_norm_w_, attn_norm_b_, ff_norm_w_, ff_norm_b_, q_norm_, k_norm_;
