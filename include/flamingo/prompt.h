@@ -3,10 +3,11 @@
 // Either build it piece by piece (add_text / add_literal_text / add_media), or give text with
 // "<image>" markers and the media in marker order, or both: the constructor's text is the
 // first part. Each <image> marker (in add_text text or the constructor's) and each add_media
-// stands for one media item: the n-th of them, counted through the whole prompt, for media()[n].
-// Text tokens attend to the latest media item before
-// them. Validation happens when a Session tokenises the prompt: the number of markers and
-// add_media calls together must equal the number of media items.
+// stands for one media item: the n-th of them, counted through the whole prompt, for
+// media()[n]. Text tokens attend to the latest media item before them. Validation happens
+// when a Session tokenises the prompt: the number of markers and add_media calls together
+// must equal the number of media items. Each part is tokenised on its own, so text split
+// across parts may tokenise differently from the same text in one part.
 //
 // Text given to add_text (and to the constructor) may contain the model's special strings
 // ("<image>", "<|endofchunk|>", ...), and each one becomes that token: use it for the prompt
