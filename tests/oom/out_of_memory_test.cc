@@ -137,12 +137,11 @@ GenerateResult caption_from_scratch(const Request& r) {
   return s.generate(r.prompt, r.options);
 }
 
-// Runs f with the k-th allocation failing; returns the error it reported, or kInternal-coded
-// sentinel "" when f completed (k beyond its allocations). Anything other than a flamingo::Error
-// of kind kOutOfMemory is a test failure.
+// Runs f with the k-th allocation failing; returns whether f reported an error (false when it
+// completed: k was beyond its allocations). Anything other than a flamingo::Error of kind
+// kOutOfMemory is a test failure.
 template <typename F>
 bool fails_cleanly_at(long k, F&& f) {
-  std::string escaped;
   bool failed = false;
   g_allowed = k;
   try {
