@@ -126,8 +126,9 @@ TEST(CaptionCli, UnknownFlags) {
 }
 
 TEST(CaptionCli, MissingValues) {
-  for (const char* flag : {"-m", "--image", "-p", "-f", "-n", "-t", "--temp", "--top-k", "--top-p",
-                           "--min-p", "--repeat-penalty", "--beams", "-s", "--score"})
+  for (const char* flag :
+       {"-m", "--image", "-p", "-f", "-n", "-t", "--temp", "--top-k", "--top-p", "--min-p",
+        "--repeat-penalty", "--beams", "-s", "--score", "--literal", "--pack-cache"})
     expect_error({image(), flag}, kUsage, std::string(flag) + " needs a value");
 }
 
@@ -229,6 +230,28 @@ TEST(CaptionCli, PromptsThatDoNotFit) {
   std::string long_prompt = "<image>";
   for (int i = 0; i < 3000; ++i) long_prompt += " word";
   expect_error({"-m", model, "-p", long_prompt, "--image", image()}, kUsage, "exceeds the context");
+}
+
+// --literal text is tokenised as text: a typed <image> asks for no image and a typed
+// <|endofchunk|> is spelled in pieces, not the chunk token; -p and --literal keep their order.
+TEST(CaptionCli, LiteralTextStaysText) {
+  if (std::string(FLAMINGO_CAPTION_BIN).empty())
+    GTEST_SKIP() << "flamingo-caption not built (FLAMINGO_BUILD_TOOLS=OFF)";
+  auto prefill_tokens = [&](const std::vector<std::string>& prompt) {
+    std::vector<std::string> args = {"-m",    fixture().string(), "--image", image(), "-n", "1",
+                                     "--json"};
+    args.insert(args.end(), prompt.begin(), prompt.end());
+    const CliRun r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    if (r.exit_code != 0) return -1;
+    return nlohmann::json::parse(r.out)["timings"]["prefill_tokens"].get<int>();
+  };
+  // As template text the typed marker would need a second image (exit 2, tested above).
+  EXPECT_GT(prefill_tokens({"-p", "<image>Output:", "--literal", "<image>"}),
+            prefill_tokens({"-p", "<image>Output:"}));
+  const int special = prefill_tokens({"-p", "<image>x<|endofchunk|>"});
+  EXPECT_EQ(prefill_tokens({"-p", "<image>", "--literal", "x", "-p", "<|endofchunk|>"}), special);
+  EXPECT_GT(prefill_tokens({"-p", "<image>", "--literal", "x<|endofchunk|>"}), special + 1);
 }
 
 // The same sampled request in separate processes with 1 and 2 threads: the same tokens and

@@ -42,7 +42,14 @@ struct UsageError {
 struct Options {
   std::string model_dir;
   std::vector<std::string> images;  // --image and positional, in order
-  std::optional<std::string> prompt;
+  // -p / -f text (template: special strings are tokens) and --literal text, in command-line
+  // order; without any template part the model's caption prompt comes first, per image.
+  struct PromptPart {
+    bool literal = false;
+    std::string text;
+  };
+  std::vector<PromptPart> prompt_parts;
+  bool has_template = false;
   std::vector<std::string> scores;
   // The demo model's longest captions (four groups of objects) take 36 tokens.
   int max_tokens = 64;
@@ -69,6 +76,9 @@ options (defaults in brackets):
       --image FILE        an image for the next <image> marker (repeatable)
   -p, --prompt TEXT       prompt with <image> markers [the model's caption prompt, per image]
   -f, --prompt-file FILE  read the prompt from FILE
+      --literal TEXT      text added to the prompt as it is: special strings such as <image>
+                          stay text (for text from users); -p, -f and --literal add to the
+                          prompt in the order given (repeatable)
   -n, --max-tokens N      tokens to generate at most [64]
   -t, --threads N         compute threads, 0 = all cores [0]
       --pack-cache DIR    keep the model's packed weights in DIR, so that later loads map
@@ -156,9 +166,13 @@ std::optional<Options> parse_args(int argc, char** argv) {
     } else if (a == "--image") {
       o.images.push_back(value());
     } else if (a == "-p" || a == "--prompt") {
-      o.prompt = value();
+      o.prompt_parts.push_back({false, value()});
+      o.has_template = true;
     } else if (a == "-f" || a == "--prompt-file") {
-      o.prompt = read_text_file(value());
+      o.prompt_parts.push_back({false, read_text_file(value())});
+      o.has_template = true;
+    } else if (a == "--literal") {
+      o.prompt_parts.push_back({true, value()});
     } else if (a == "-n" || a == "--max-tokens") {
       o.max_tokens = parse_in_range<int>(a, value(), 0, 1 << 20);
     } else if (a == "--pack-cache") {
@@ -191,7 +205,7 @@ std::optional<Options> parse_args(int argc, char** argv) {
       o.images.push_back(a);
     }
   }
-  if (!o.prompt && o.images.empty()) throw UsageError{"no image given (see --help)"};
+  if (!o.has_template && o.images.empty()) throw UsageError{"no image given (see --help)"};
   return o;
 }
 
@@ -294,13 +308,23 @@ int run(const Options& o) {
   }
 
   // One request per image with the default prompt, or one request for an explicit prompt.
+  auto make_prompt = [&](std::vector<flamingo::Media> media) {
+    flamingo::Prompt p(o.has_template ? std::string() : model->info().default_prompt,
+                       std::move(media));
+    for (const Options::PromptPart& part : o.prompt_parts) {
+      if (part.literal)
+        p.add_literal_text(part.text);
+      else
+        p.add_text(part.text);
+    }
+    return p;
+  };
   std::vector<flamingo::Prompt> requests;
-  if (o.prompt) {
-    std::vector<flamingo::Media> media(images.begin(), images.end());
-    requests.emplace_back(*o.prompt, std::move(media));
+  if (o.has_template) {
+    requests.push_back(make_prompt(std::vector<flamingo::Media>(images.begin(), images.end())));
   } else {
     for (const flamingo::Image& img : images)
-      requests.emplace_back(model->info().default_prompt, std::vector<flamingo::Media>{img});
+      requests.push_back(make_prompt(std::vector<flamingo::Media>{img}));
   }
 
   flamingo::GenerateOptions g;
@@ -341,7 +365,7 @@ int run(const Options& o) {
                             {"stop_reason", flamingo::stop_reason_name(res.stop_reason)},
                             {"seed", o.seed},
                             {"timings", timings_json(res.timings, model->load_ms())}};
-        if (!o.prompt) j["image"] = o.images[r];
+        if (!o.has_template) j["image"] = o.images[r];
         for (const auto& t : res.tokens)
           j["tokens"].push_back({{"id", t.id}, {"piece", t.piece}, {"logprob", t.logprob}});
         std::puts(json_dump(j).c_str());
