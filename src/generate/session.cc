@@ -392,14 +392,29 @@ GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits
       beams = std::move(next);
       break;
     }
+    std::vector<Beam> running;
     for (Beam& b : next) {
-      if (b.cache.length >= m.config.lm.max_seq_len) continue;
+      // A beam that filled the context ends here: it has no room for its last token, so no
+      // logits to extend. (Kept with empty logits, the next step indexed them: found by
+      // fuzz/e2e_fuzzer.)
+      if (b.cache.length >= m.config.lm.max_seq_len) {
+        finished.push_back({b.tokens, b.token_logprobs, normalised(b.logprob, b.tokens.size()),
+                            StopReason::kContextFull});
+        continue;
+      }
       const int32_t id = b.tokens.back();
       const model::MediaKV* media = kv_for(p, b.tracker.advance(id));
       b.logits = run(&id, 1, &media, b.cache);
+      // Full now: greedy decoding would stop before its next token, and so does the beam.
+      if (b.cache.length >= m.config.lm.max_seq_len) {
+        finished.push_back({b.tokens, b.token_logprobs, normalised(b.logprob, b.tokens.size()),
+                            StopReason::kContextFull});
+        continue;
+      }
+      running.push_back(std::move(b));
     }
     if (step == 0) timings.first_token_ms = ms_since(t_start);
-    beams = std::move(next);
+    beams = std::move(running);
   }
   for (Beam& b : beams)
     finished.push_back({b.tokens, b.token_logprobs, normalised(b.logprob, b.tokens.size()),

@@ -377,6 +377,33 @@ TEST(Session, ImageTokenBeyondTheGivenMediaAttendsToNone) {
   }
 }
 
+// Beam search that reaches the end of the context stops there for each beam (a beam left
+// without logits was indexed out of bounds before: found by fuzz/e2e_fuzzer).
+TEST(Session, BeamSearchStopsAtTheEndOfTheContext) {
+  const std::shared_ptr<const Model> m = load();
+  Session s(m);
+  const int ctx = m->info().max_seq_len;
+  GenerateOptions g;
+  g.max_new_tokens = 8;
+  g.num_beams = 3;
+  g.stop_at_endofchunk = g.stop_at_eos = false;
+  std::string text = "<image>";
+  int prompt_tokens = 0;
+  for (int words = 1; prompt_tokens < ctx - 3; ++words) {
+    text += " a";
+    GenerateOptions one = g;
+    one.max_new_tokens = 1;
+    one.num_beams = 1;
+    prompt_tokens = s.generate(Prompt(text, {test_image(3)}), one).timings.prefill_tokens;
+    ASSERT_LT(words, 4 * ctx) << "the prompt does not grow";
+  }
+  ASSERT_LT(prompt_tokens, ctx);
+  const GenerateResult r = s.generate(Prompt(text, {test_image(3)}), g);
+  EXPECT_EQ(r.stop_reason, StopReason::kContextFull);
+  EXPECT_LE(prompt_tokens + static_cast<int>(r.tokens.size()), ctx);
+  EXPECT_FALSE(r.tokens.empty());
+}
+
 TEST(Session, BadOptionsAreRejected) {
   Session s(load());
   const Prompt p("<image>Output:", {test_image(1)});
