@@ -307,12 +307,15 @@ GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits
   auto normalised = [&](double logprob, size_t len) {
     return logprob / std::pow(static_cast<double>(std::max<size_t>(len, 1)), o.length_penalty);
   };
+  std::vector<Finished> finished;
+  auto finish = [&](const Beam& b, StopReason why) {
+    finished.push_back({b.tokens, b.token_logprobs, normalised(b.logprob, b.tokens.size()), why});
+  };
 
   std::vector<Beam> beams(1);
   beams[0].cache = cache;
   beams[0].logits = std::move(logits);
   beams[0].tracker = p.tracker;
-  std::vector<Finished> finished;
   std::vector<float> lsm(static_cast<size_t>(vocab));
   const auto t0 = Clock::now();
   for (int step = 0; step < o.max_new_tokens && !beams.empty(); ++step) {
@@ -398,8 +401,7 @@ GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits
       // logits to extend. (Kept with empty logits, the next step indexed them: found by
       // fuzz/e2e_fuzzer.)
       if (b.cache.length >= m.config.lm.max_seq_len) {
-        finished.push_back({b.tokens, b.token_logprobs, normalised(b.logprob, b.tokens.size()),
-                            StopReason::kContextFull});
+        finish(b, StopReason::kContextFull);
         continue;
       }
       const int32_t id = b.tokens.back();
@@ -407,8 +409,7 @@ GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits
       b.logits = run(&id, 1, &media, b.cache);
       // Full now: greedy decoding would stop before its next token, and so does the beam.
       if (b.cache.length >= m.config.lm.max_seq_len) {
-        finished.push_back({b.tokens, b.token_logprobs, normalised(b.logprob, b.tokens.size()),
-                            StopReason::kContextFull});
+        finish(b, StopReason::kContextFull);
         continue;
       }
       running.push_back(std::move(b));
@@ -416,9 +417,7 @@ GenerateResult Session::Impl::beam_search(Prepared& p, std::vector<float> logits
     if (step == 0) timings.first_token_ms = ms_since(t_start);
     beams = std::move(running);
   }
-  for (Beam& b : beams)
-    finished.push_back({b.tokens, b.token_logprobs, normalised(b.logprob, b.tokens.size()),
-                        StopReason::kMaxTokens});
+  for (const Beam& b : beams) finish(b, StopReason::kMaxTokens);
   GenerateResult r;
   if (!finished.empty()) {
     const Finished& best =

@@ -26,12 +26,12 @@ void SafetensorsWeightSource::set_progress(std::function<bool(float)> on_progres
 
 void SafetensorsWeightSource::report(const io::TensorView& next) {
   if (!on_progress_) return;
-  // What was handed out before `next` is done; a tensor asked for twice (the tied embedding)
-  // counts once, hence the clamp.
+  // What was handed out before `next` is done. A tensor asked for twice (the tied embedding)
+  // is counted twice, so the sum can pass the total: capping it keeps the fraction within 1.
   const float f = total_bytes_ == 0 ? 0.f
                                     : static_cast<float>(std::min(done_bytes_, total_bytes_)) /
                                           static_cast<float>(total_bytes_);
-  if (!on_progress_(std::min(f, 1.f)))
+  if (!on_progress_(f))
     fail(ErrorCode::kCancelled, "model loading was cancelled by the progress callback (at ",
          static_cast<int>(f * 100.f), " % of the weights, before ", next.name, ")");
   done_bytes_ += next.nbytes;
