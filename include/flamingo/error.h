@@ -22,8 +22,9 @@ enum class ErrorCode : int {
   kResourceLimit = 7,    // input exceeds a configured budget (pixels, bytes, context length)
   kCancelled = 8,        // a callback asked to stop
   kInternal = 9,         // a bug in libflamingo; please report it
-  kOutOfMemory = 10,     // an allocation failed: too little memory (or address space under a
-                         // ulimit) for this model or request; the library state is unchanged
+  kOutOfMemory = 10,     // an allocation, mapping or compute thread failed: too little memory
+                         // (or address space under a ulimit) for this model or request; the
+                         // library state is unchanged
 };
 
 // Returns a short lowercase name for an error code ("corrupt file", ...).

@@ -536,7 +536,7 @@ ModelConfig load_config(const std::filesystem::path& path) {
   if (fs::is_directory(file, ec)) fail(ErrorCode::kIo, name, ": is a directory, not a file");
   if (!fs::is_regular_file(file, ec)) fail(ErrorCode::kIo, name, ": not a regular file");
   const auto size = fs::file_size(file, ec);
-  if (ec) fail(ErrorCode::kIo, name, ": cannot stat: ", ec.message());
+  if (ec) fail(io_error_code(ec), name, ": cannot stat: ", ec.message());
   if (size > kMaxConfigBytes)
     fail(ErrorCode::kInvalidConfig, name, ": ", size, " bytes, more than the limit of ",
          kMaxConfigBytes);

@@ -150,12 +150,15 @@ DecodedImage decode_image_file(const std::filesystem::path& path, const ImageLim
   const auto status = std::filesystem::status(path, ec);
   if (status.type() == std::filesystem::file_type::not_found)
     fail(ErrorCode::kIo, name, ": cannot open image: no such file");
-  if (ec) fail(ErrorCode::kIo, name, ": cannot open image: ", ec.message());
+  if (ec) fail(io_error_code(ec), name, ": cannot open image: ", ec.message());
   if (std::filesystem::is_directory(status))
     fail(ErrorCode::kIo, name, ": cannot read image: it is a directory");
 
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(name.c_str(), "rb"), &std::fclose);
-  if (!file) fail(ErrorCode::kIo, name, ": cannot open image: ", std::strerror(errno));
+  if (!file) {
+    const int e = errno;
+    fail(io_error_code(e), name, ": cannot open image: ", std::strerror(e));
+  }
 
   // Read in chunks up to one byte past the limit, so that special files (pipes, /dev/zero)
   // are bounded too and an over-long file is detected without trusting its reported size.

@@ -85,11 +85,13 @@ MappedFile MappedFile::open(const std::filesystem::path& path, MapMode mode) {
   if (fd.get() < 0) {
     const int e = errno;
     if (e == ENOENT) fail(ErrorCode::kIo, name, ": no such file");
-    fail(ErrorCode::kIo, name, ": cannot open: ", std::strerror(e));
+    fail(io_error_code(e), name, ": cannot open: ", std::strerror(e));
   }
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0)
-    fail(ErrorCode::kIo, name, ": cannot stat: ", std::strerror(errno));
+  if (::fstat(fd.get(), &st) != 0) {
+    const int e = errno;
+    fail(io_error_code(e), name, ": cannot stat: ", std::strerror(e));
+  }
   if (S_ISDIR(st.st_mode)) fail(ErrorCode::kIo, name, ": is a directory, not a file");
   if (!S_ISREG(st.st_mode)) fail(ErrorCode::kIo, name, ": not a regular file");
   if (st.st_size <= 0) fail(ErrorCode::kCorruptFile, name, ": file is empty");
@@ -102,7 +104,10 @@ MappedFile MappedFile::open(const std::filesystem::path& path, MapMode mode) {
   if (mode == MapMode::kMmap || mode == MapMode::kMmapPopulate) {
     const int flags = MAP_PRIVATE | (mode == MapMode::kMmapPopulate ? MAP_POPULATE : 0);
     void* p = ::mmap(nullptr, size, PROT_READ, flags, fd.get(), 0);
-    if (p == MAP_FAILED) fail(ErrorCode::kIo, name, ": mmap failed: ", std::strerror(errno));
+    if (p == MAP_FAILED) {
+      const int e = errno;
+      fail(io_error_code(e), name, ": mmap failed: ", std::strerror(e));
+    }
     f.data_ = static_cast<const uint8_t*>(p);
     f.size_ = size;
     f.mapped_ = true;
@@ -116,8 +121,9 @@ MappedFile MappedFile::open(const std::filesystem::path& path, MapMode mode) {
   while (done < size) {
     const ssize_t r = ::read(fd.get(), buf + done, size - done);
     if (r < 0) {
-      if (errno == EINTR) continue;
-      fail(ErrorCode::kIo, name, ": read failed at byte ", done, ": ", std::strerror(errno));
+      const int e = errno;
+      if (e == EINTR) continue;
+      fail(io_error_code(e), name, ": read failed at byte ", done, ": ", std::strerror(e));
     }
     if (r == 0)
       fail(ErrorCode::kIo, name, ": file shrank while reading (", done, " of ", size, " bytes)");

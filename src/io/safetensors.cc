@@ -263,7 +263,7 @@ ModelWeights ModelWeights::open_directory(const std::filesystem::path& dir, MapM
     const fs::path& p = it->path();
     if (p.extension() == ".safetensors") paths.push_back(p);
   }
-  if (ec) fail(ErrorCode::kIo, dir.string(), ": cannot list directory: ", ec.message());
+  if (ec) fail(io_error_code(ec), dir.string(), ": cannot list directory: ", ec.message());
   if (paths.empty()) fail(ErrorCode::kIo, dir.string(), ": no *.safetensors file");
   std::sort(paths.begin(), paths.end());
   std::vector<SafetensorsFile> files;

@@ -51,7 +51,7 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& path, const Tokenize
   if (!std::filesystem::is_regular_file(st))
     fail(ErrorCode::kIo, path.string(), ": tokenizer model is not a regular file");
   const auto size = std::filesystem::file_size(path, ec);
-  if (ec) fail(ErrorCode::kIo, path.string(), ": cannot stat tokenizer model: ", ec.message());
+  if (ec) fail(io_error_code(ec), path.string(), ": cannot stat tokenizer model: ", ec.message());
   if (size > limits.max_file_bytes)
     fail(ErrorCode::kResourceLimit, path.string(), ": sentencepiece model is ", size,
          " bytes, over the limit of ", limits.max_file_bytes);

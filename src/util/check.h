@@ -5,8 +5,10 @@
 // memory corruption.
 #pragma once
 
+#include <cerrno>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include "flamingo/error.h"
@@ -23,6 +25,15 @@ std::string str_cat(Args&&... args) {
 template <typename... Args>
 [[noreturn]] void fail(ErrorCode code, Args&&... args) {
   throw Error(code, str_cat(std::forward<Args>(args)...));
+}
+
+// The code for a failed system call: ENOMEM means memory (or address space under a ulimit) ran
+// out, which a caller handles differently from a missing or unreadable file.
+inline ErrorCode io_error_code(int err) {
+  return err == ENOMEM ? ErrorCode::kOutOfMemory : ErrorCode::kIo;
+}
+inline ErrorCode io_error_code(const std::error_code& ec) {
+  return ec == std::errc::not_enough_memory ? ErrorCode::kOutOfMemory : ErrorCode::kIo;
 }
 
 // Checks an internal invariant that no input can violate; failing it is a bug in libflamingo.

@@ -1,6 +1,9 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <system_error>
+
+#include "util/check.h"
 
 namespace flamingo {
 namespace {
@@ -34,16 +37,30 @@ ThreadPool::ThreadPool(int num_threads, double min_parallel_ns)
   if (num_threads <= 0)
     num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   workers_.reserve(static_cast<size_t>(num_threads - 1));
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 1; i < num_threads; ++i) {
+    try {
+      workers_.emplace_back([this] { worker_loop(); });
+    } catch (const std::system_error& e) {
+      // The destructor does not run for a constructor that throws, and a joinable std::thread
+      // destroyed with workers_ would call std::terminate: the started workers go first.
+      stop_workers();
+      fail(ErrorCode::kOutOfMemory, "cannot start compute thread ", i + 1, " of ", num_threads,
+           ": ", e.what(),
+           " (too little memory for its stack, or a limit on threads: use fewer threads)");
+    }
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   work_cv_.notify_all();
   for (auto& w : workers_) w.join();
+  workers_.clear();
 }
 
 ThreadPool& ThreadPool::global() {

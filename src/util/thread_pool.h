@@ -25,7 +25,9 @@ class ThreadPool {
  public:
   // num_threads counts the calling thread: 1 means no workers, everything runs inline.
   // 0 means one per available hardware thread. Jobs estimated below min_parallel_ns run
-  // inline (tests pass 0 to force every job through the workers).
+  // inline (tests pass 0 to force every job through the workers). A worker the system
+  // cannot start (no memory for its stack, a thread limit) is Error(kOutOfMemory), with
+  // the workers already started stopped again.
   explicit ThreadPool(int num_threads = 1, double min_parallel_ns = kDefaultMinParallelNs);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -62,6 +64,7 @@ class ThreadPool {
   };
 
   void worker_loop();
+  void stop_workers();
   static void run_tasks(Job& job);
 
   std::vector<std::thread> workers_;

@@ -32,7 +32,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Exit codes from flamingo-caption --help.
-constexpr int kGeneration = 1, kUsage = 2, kModel = 3, kImage = 4, kInterrupted = 130;
+constexpr int kGeneration = 1, kUsage = 2, kModel = 3, kImage = 4, kOutOfMemory = 5,
+              kInterrupted = 130;
 
 struct CliRun {
   int exit_code = -1;
@@ -40,10 +41,10 @@ struct CliRun {
   std::string out, err;
 };
 
-// Runs flamingo-caption to completion. With `interrupt_after_first_caption`, sends SIGINT once
-// the first caption's timings line has reached stderr, i.e. once the handler is installed and
-// generation is under way.
-CliRun run_cli(const std::vector<std::string>& args, bool interrupt_after_first_caption = false) {
+// Runs argv_storage (the program first) to completion. With `interrupt_after_first_caption`,
+// sends SIGINT once the first caption's timings line has reached stderr, i.e. once the handler
+// is installed and generation is under way.
+CliRun spawn(std::vector<std::string> argv_storage, bool interrupt_after_first_caption) {
   testing::TempDir tmp;
   const fs::path out = tmp.path() / "stdout", err = tmp.path() / "stderr";
   posix_spawn_file_actions_t actions;
@@ -51,8 +52,6 @@ CliRun run_cli(const std::vector<std::string>& args, bool interrupt_after_first_
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> argv_storage = {FLAMINGO_CAPTION_BIN};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   argv.reserve(argv_storage.size() + 1);
   for (auto& a : argv_storage) argv.push_back(a.data());
@@ -85,6 +84,22 @@ CliRun run_cli(const std::vector<std::string>& args, bool interrupt_after_first_
   r.out = testing::read_file(out);
   r.err = testing::read_file(err);
   return r;
+}
+
+CliRun run_cli(const std::vector<std::string>& args, bool interrupt_after_first_caption = false) {
+  std::vector<std::string> argv = {FLAMINGO_CAPTION_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return spawn(std::move(argv), interrupt_after_first_caption);
+}
+
+// flamingo-caption with its address space limited to `kib` KiB (the shell's ulimit -v, so the
+// limit applies from the first instruction of the CLI, not of this test).
+CliRun run_cli_with_address_space(int64_t kib, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/bin/sh", "-c",
+                                   "ulimit -v " + std::to_string(kib) + " && exec \"$0\" \"$@\"",
+                                   FLAMINGO_CAPTION_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return spawn(std::move(argv), false);
 }
 
 fs::path fixture() { return testing::test_data_dir() / "parity" / "openflamingo"; }
@@ -289,6 +304,57 @@ TEST(CaptionCli, InterruptStopsCleanlyWithExitCode130) {
   const size_t captions = lines_of(r.out).size();
   EXPECT_GE(captions, 1u);
   EXPECT_LT(captions, static_cast<size_t>(kImages)) << "the interrupt did not stop the run";
+}
+
+// Sanitizers reserve terabytes of address space up front, so an address-space limit cannot be
+// applied under them.
+constexpr bool kUnderSanitizer =
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+    true;
+#else
+    false;
+#endif
+#else
+    false;
+#endif
+
+// Memory running out at every stage: the same 3-thread caption under address-space limits from
+// 4 to 96 MiB in 512 KiB steps. Where the process can start at all (`--version` runs under the
+// limit: below that the dynamic loader or a library's static initialiser fails, before our
+// code), the run either captions or prints one "error:" line and exits 5. The sweep must see
+// both, and the failure to start the third thread after the second started (which used to end
+// in std::terminate).
+TEST(CaptionCli, OutOfMemoryAtAnyStageExitsFiveWithOneErrorLine) {
+  if (std::string(FLAMINGO_CAPTION_BIN).empty())
+    GTEST_SKIP() << "flamingo-caption not built (FLAMINGO_BUILD_TOOLS=OFF)";
+  if (kUnderSanitizer) GTEST_SKIP() << "address-space limits do not work under sanitizers";
+  const std::vector<std::string> args = {"-m", fixture().string(), "-n", "3", "-t", "3", image()};
+  int captions = 0, out_of_memory = 0, partial_pool = 0;
+  for (int64_t kib = 4096; kib <= 96 * 1024; kib += 512) {
+    if (run_cli_with_address_space(kib, {"--version"}).exit_code != 0) continue;
+    SCOPED_TRACE("ulimit -v " + std::to_string(kib));
+    const CliRun r = run_cli_with_address_space(kib, args);
+    ASSERT_EQ(r.signal, 0) << "killed by signal " << r.signal << "; stderr:\n" << r.err;
+    if (r.exit_code == 0) {
+      ++captions;
+      EXPECT_EQ(lines_of(r.out).size(), 1u) << r.out;
+      continue;
+    }
+    ASSERT_EQ(r.exit_code, kOutOfMemory) << "stderr:\n" << r.err;
+    const std::vector<std::string> lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
+    EXPECT_EQ(lines[0].rfind("error: ", 0), 0u) << lines[0];
+    EXPECT_EQ(r.out, "");
+    ++out_of_memory;
+    if (lines[0].find("cannot start compute thread 3 of 3") != std::string::npos) ++partial_pool;
+  }
+  EXPECT_GT(captions, 0) << "no limit up to 96 MiB was enough to caption";
+  EXPECT_GT(out_of_memory, 0);
+  EXPECT_GT(partial_pool, 0) << "no limit stopped the pool after its first worker";
 }
 
 }  // namespace

@@ -1,10 +1,17 @@
 #include "util/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sys/resource.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
+#include <string>
 #include <vector>
+
+#include "flamingo/error.h"
 
 namespace flamingo {
 namespace {
@@ -83,6 +90,71 @@ TEST(ThreadPool, LateWorkersNeverRepeatOrLoseTasks) {
                       [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
     for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "job " << job;
   }
+}
+
+// Sanitizers reserve terabytes of address space up front, so an address-space limit cannot be
+// applied under them.
+constexpr bool kUnderSanitizer =
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+    true;
+#else
+    false;
+#endif
+#else
+    false;
+#endif
+
+int64_t vm_size_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmSize:", 0) == 0) return std::stoll(line.substr(7)) * 1024;
+  return -1;
+}
+
+size_t thread_count() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// With address space for one more thread stack but not two, a 4-thread pool starts one worker
+// and fails on the next: that must be Error(kOutOfMemory) naming the thread, with the started
+// worker stopped again. (A joinable std::thread destroyed in a throwing constructor calls
+// std::terminate, which is what happened before.)
+TEST(ThreadPool, AWorkerThatCannotStartIsAnErrorAndTheOthersStop) {
+  if (kUnderSanitizer) GTEST_SKIP() << "address-space limits do not work under sanitizers";
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_getattr_default_np(&attr), 0);
+  size_t stack = 0;
+  ASSERT_EQ(pthread_attr_getstacksize(&attr, &stack), 0);
+  pthread_attr_destroy(&attr);
+  const size_t threads_before = thread_count();
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &saved), 0);
+  const int64_t vm = vm_size_bytes();
+  ASSERT_GT(vm, 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(vm) + stack + stack / 2;
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &tight), 0);
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+  try {
+    ThreadPool pool(4);
+    message = "no error";
+  } catch (const Error& e) {
+    code = e.code();
+    message = e.what();
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &saved), 0);
+  EXPECT_EQ(code, ErrorCode::kOutOfMemory) << message;
+  EXPECT_NE(message.find("cannot start compute thread 3 of 4"), std::string::npos) << message;
+  EXPECT_EQ(thread_count(), threads_before) << "a started worker was left running";
+  ThreadPool pool(4);  // with the limit lifted, the same pool starts
+  EXPECT_EQ(pool.num_threads(), 4);
 }
 
 }  // namespace
