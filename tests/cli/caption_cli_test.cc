@@ -334,7 +334,7 @@ TEST(CaptionCli, OutOfMemoryAtAnyStageExitsFiveWithOneErrorLine) {
   if (kUnderSanitizer) GTEST_SKIP() << "address-space limits do not work under sanitizers";
   const std::vector<std::string> args = {"-m", fixture().string(), "-n", "3", "-t", "3", image()};
   int captions = 0, out_of_memory = 0, partial_pool = 0;
-  for (int64_t kib = 4096; kib <= 96 * 1024; kib += 512) {
+  for (int64_t kib = 4096; kib <= int64_t{96} * 1024; kib += 512) {
     if (run_cli_with_address_space(kib, {"--version"}).exit_code != 0) continue;
     SCOPED_TRACE("ulimit -v " + std::to_string(kib));
     const CliRun r = run_cli_with_address_space(kib, args);
