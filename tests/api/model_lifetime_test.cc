@@ -37,19 +37,6 @@ long status_field(const std::string& key) {  // "VmRSS" (kB) or "Threads" from /
   return -1;
 }
 
-constexpr bool kUnderAsan =
-#if defined(__SANITIZE_ADDRESS__)
-    true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    true;
-#else
-    false;
-#endif
-#else
-    false;
-#endif
-
 TEST(ModelLifetime, HundredLoadsGiveBackMappingsThreadsAndMemory) {
   if (!fs::exists(demo_dir() / "config.json")) GTEST_SKIP() << "no models/demo in this checkout";
   const Image img = Image::from_file((demo_dir() / "examples" / "scene1.png").string());
@@ -75,7 +62,7 @@ TEST(ModelLifetime, HundredLoadsGiveBackMappingsThreadsAndMemory) {
   // One demo model is 4.5 MB of weights plus as much packed: keeping even a tenth of each
   // round's memory would grow RSS by tens of MB. (ASan keeps freed memory in quarantine, so
   // there LeakSanitizer is the check instead.)
-  if (!kUnderAsan) EXPECT_LT(growth_kb, 8 * 1024);
+  if (!testing::kUnderAddressSanitizer) EXPECT_LT(growth_kb, 8 * 1024);
 }
 
 }  // namespace

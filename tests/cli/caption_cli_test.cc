@@ -347,22 +347,6 @@ TEST(CaptionCli, InterruptDuringTheModelLoadExits130) {
   EXPECT_TRUE(stopped_in_load) << "in 5 tries, the load always ran to its end";
 }
 
-// Sanitizers reserve terabytes of address space up front, so an address-space limit cannot be
-// applied under them.
-constexpr bool kUnderSanitizer =
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-    true;
-#else
-    false;
-#endif
-#else
-    false;
-#endif
-
 // Memory running out at every stage: the same 3-thread caption under address-space limits from
 // 4 to 96 MiB in 512 KiB steps. Where the process can start at all (`--version` runs under the
 // limit: below that the dynamic loader or a library's static initialiser fails, before our
@@ -372,7 +356,7 @@ constexpr bool kUnderSanitizer =
 TEST(CaptionCli, OutOfMemoryAtAnyStageExitsFiveWithOneErrorLine) {
   if (std::string(FLAMINGO_CAPTION_BIN).empty())
     GTEST_SKIP() << "flamingo-caption not built (FLAMINGO_BUILD_TOOLS=OFF)";
-  if (kUnderSanitizer) GTEST_SKIP() << "address-space limits do not work under sanitizers";
+  if (testing::kUnderSanitizer) GTEST_SKIP() << "address-space limits do not work under sanitizers";
   const std::vector<std::string> args = {"-m", fixture().string(), "-n", "3", "-t", "3", image()};
   int captions = 0, out_of_memory = 0, partial_pool = 0;
   for (int64_t kib = 4096; kib <= int64_t{96} * 1024; kib += 512) {

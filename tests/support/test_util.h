@@ -9,6 +9,30 @@
 
 namespace flamingo::testing {
 
+// Whether this binary runs under AddressSanitizer (whose quarantine keeps freed memory
+// resident) or any sanitizer (all of which reserve terabytes of address space up front, so
+// that an address-space limit cannot be applied under them).
+#if defined(__has_feature)
+#define FLAMINGO_HAS_FEATURE(f) __has_feature(f)
+#else
+#define FLAMINGO_HAS_FEATURE(f) 0
+#endif
+inline constexpr bool kUnderAddressSanitizer =
+#if defined(__SANITIZE_ADDRESS__) || FLAMINGO_HAS_FEATURE(address_sanitizer)
+    true;
+#else
+    false;
+#endif
+inline constexpr bool kUnderSanitizer =
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) ||                     \
+    FLAMINGO_HAS_FEATURE(address_sanitizer) || FLAMINGO_HAS_FEATURE(thread_sanitizer) || \
+    FLAMINGO_HAS_FEATURE(memory_sanitizer)
+    true;
+#else
+    false;
+#endif
+#undef FLAMINGO_HAS_FEATURE
+
 // Deterministic uniform values in [lo, hi).
 std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.f, float hi = 1.f);
 

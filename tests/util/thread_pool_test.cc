@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "flamingo/error.h"
+#include "support/test_util.h"
 
 namespace flamingo {
 namespace {
@@ -92,22 +93,6 @@ TEST(ThreadPool, LateWorkersNeverRepeatOrLoseTasks) {
   }
 }
 
-// Sanitizers reserve terabytes of address space up front, so an address-space limit cannot be
-// applied under them.
-constexpr bool kUnderSanitizer =
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-    true;
-#else
-    false;
-#endif
-#else
-    false;
-#endif
-
 int64_t vm_size_bytes() {
   std::ifstream status("/proc/self/status");
   for (std::string line; std::getline(status, line);)
@@ -126,7 +111,7 @@ size_t thread_count() {
 // worker stopped again. (A joinable std::thread destroyed in a throwing constructor calls
 // std::terminate, which is what happened before.)
 TEST(ThreadPool, AWorkerThatCannotStartIsAnErrorAndTheOthersStop) {
-  if (kUnderSanitizer) GTEST_SKIP() << "address-space limits do not work under sanitizers";
+  if (testing::kUnderSanitizer) GTEST_SKIP() << "address-space limits do not work under sanitizers";
   pthread_attr_t attr;
   ASSERT_EQ(pthread_getattr_default_np(&attr), 0);
   size_t stack = 0;
