@@ -255,6 +255,14 @@ DecodedImage decode_jpeg(const uint8_t* bytes, size_t size, const std::string& n
       budget > static_cast<uint64_t>(LONG_MAX) ? LONG_MAX : static_cast<long>(budget);
 
   auto fail_decode = [&](const char* stage) {
+    // libjpeg keeps a progressive JPEG's coefficients in memory up to max_memory_to_use and
+    // asks for a backing store beyond it (which this build does not have): that is our budget.
+    if (ctx->err.msg_code == JERR_NO_BACKING_STORE)
+      fail(ErrorCode::kResourceLimit, name, ": decoding the JPEG needs more than its budget of ",
+           max_memory, " bytes");
+    if (ctx->err.msg_code == JERR_OUT_OF_MEMORY)
+      fail(ErrorCode::kOutOfMemory, name, ": out of memory while decoding the JPEG (", stage,
+           "): ", ctx->message);
     fail(ErrorCode::kCorruptFile, name, ": corrupt JPEG (", stage, "): ", ctx->message);
   };
   if (!jpeg_begin(ctx, bytes, size, max_memory)) fail_decode("header");

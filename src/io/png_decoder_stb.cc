@@ -24,7 +24,8 @@ struct StbBudget {
   uint64_t limit = 0;
   uint64_t used = 0;
   uint64_t outstanding_blocks = 0;
-  bool refused = false;  // an allocation was refused: stb's "outofmem" means over budget
+  bool refused = false;        // an allocation was refused: stb's "outofmem" means over budget
+  bool out_of_memory = false;  // malloc itself failed, within the budget
 };
 thread_local StbBudget* t_budget = nullptr;
 
@@ -38,7 +39,7 @@ void* budget_malloc(size_t size) {
   }
   auto* raw = static_cast<unsigned char*>(std::malloc(size + kHeader));
   if (raw == nullptr) {
-    b->refused = true;
+    b->out_of_memory = true;
     return nullptr;
   }
   std::memcpy(raw, &size, sizeof(size));
@@ -72,7 +73,7 @@ void* budget_realloc(void* p, size_t size) {
   }
   auto* grown = static_cast<unsigned char*>(std::realloc(raw, size + kHeader));
   if (grown == nullptr) {
-    b->refused = true;
+    b->out_of_memory = true;
     return nullptr;
   }
   std::memcpy(grown, &size, sizeof(size));
@@ -356,6 +357,9 @@ DecodedImage decode_png(const uint8_t* bytes, size_t size, const std::string& na
         stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &file_channels, channels);
     if (data == nullptr) {
       const char* reason = stbi_failure_reason();
+      if (scope.budget.out_of_memory)
+        fail(ErrorCode::kOutOfMemory, name, ": out of memory while decoding the PNG (",
+             scope.budget.used, " bytes in use)");
       if (scope.budget.refused)
         fail(ErrorCode::kResourceLimit, name, ": decoding the PNG needs more than its budget of ",
              scope.budget.limit, " bytes (decompression bomb?)");

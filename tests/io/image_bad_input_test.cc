@@ -3,13 +3,18 @@
 // an abort, an unbounded allocation or another exception type.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <ctime>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+// After <cstdio>: jpeglib.h uses FILE and size_t without including their headers.
+#include <jpeglib.h>
+
 #include "flamingo/error.h"
+#include "flamingo/image.h"
 #include "io/image_builders.h"
 #include "io/image_decode.h"
 #include "io/image_preprocess.h"
@@ -287,6 +292,80 @@ TEST(ImageBadInput, PngInflationBomb) {
   // Within the default budget the surplus data is ignored, as by stb and Pillow.
   const DecodedImage img = decode(png, "bomb.png");
   EXPECT_EQ(img.pixels, (std::vector<uint8_t>{0, 0, 0}));
+}
+
+// A progressive greyscale JPEG of a smooth ramp, encoded with libjpeg.
+Bytes progressive_grey_jpeg(int width, int height) {
+  jpeg_compress_struct c{};
+  jpeg_error_mgr err{};
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* out = nullptr;
+  unsigned long out_size = 0;
+  jpeg_mem_dest(&c, &out, &out_size);
+  c.image_width = static_cast<JDIMENSION>(width);
+  c.image_height = static_cast<JDIMENSION>(height);
+  c.input_components = 1;
+  c.in_color_space = JCS_GRAYSCALE;
+  jpeg_set_defaults(&c);
+  jpeg_simple_progression(&c);
+  jpeg_start_compress(&c, TRUE);
+  std::vector<JSAMPLE> row(static_cast<size_t>(width));
+  while (c.next_scanline < c.image_height) {
+    for (int x = 0; x < width; ++x)
+      row[static_cast<size_t>(x)] = static_cast<JSAMPLE>((x + c.next_scanline) % 256);
+    JSAMPROW rows[1] = {row.data()};
+    jpeg_write_scanlines(&c, rows, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  Bytes bytes(reinterpret_cast<const char*>(out), out_size);
+  std::free(out);
+  return bytes;
+}
+
+// A progressive JPEG keeps all its coefficients in memory, which libjpeg bounds by
+// max_memory_to_use (our budget), asking beyond it for a backing store this build lacks. That
+// is the budget speaking, not a corrupt file ("Backing store not supported" used to come out
+// as kCorruptFile). 400 rows: a column of coefficients taller than libjpeg's minimum strip.
+TEST(ImageBadInput, ProgressiveJpegOverItsBudget) {
+  const Bytes jpg = progressive_grey_jpeg(16, 400);
+  const DecodedImage img = decode(jpg, "p.jpg");
+  EXPECT_EQ(img.width, 16);
+  EXPECT_EQ(img.height, 400);
+  ImageLimits limits;
+  limits.max_decode_bytes = 4096;
+  expect_error([&] { decode(jpg, "p.jpg", limits); }, ErrorCode::kResourceLimit, "p.jpg",
+               "budget of 4096 bytes");
+}
+
+// malloc failing inside a decoder, within the budget, is running out of memory: the public
+// Image::from_memory reports kOutOfMemory, not a budget (kResourceLimit) or a corrupt file.
+// 1500×1500 pixels: stb inflates 6.75 MB and libjpeg keeps 4.5 MB of coefficients, with room
+// for 1 MiB more than the process maps.
+TEST(ImageBadInput, DecodersOutOfMemoryAreReportedAsSuch) {
+  if (testing::kUnderSanitizer) GTEST_SKIP() << "address-space limits do not work under sanitizers";
+  const Bytes png =
+      image_test::make_png(1500, 1500, 8, 2, Bytes(size_t{1500} * (1 + 1500 * 3), '\0'));
+  const Bytes jpg = progressive_grey_jpeg(1500, 1500);
+  for (const auto& [bytes, name] : {std::pair{&png, "big.png"}, std::pair{&jpg, "big.jpg"}}) {
+    SCOPED_TRACE(name);
+    ErrorCode code = ErrorCode::kInternal;
+    std::string message = "no error";
+    {
+      const testing::AddressSpaceLimit limit(1u << 20);
+      try {
+        Image::from_memory(bytes->data(), bytes->size(), name);
+      } catch (const Error& e) {
+        code = e.code();
+        message = e.what();
+      }
+    }
+    EXPECT_EQ(code, ErrorCode::kOutOfMemory) << message;
+    EXPECT_NE(message.find(name), std::string::npos) << message;
+    // Only now: glibc keeps freed memory for reuse, which would let the decode above succeed.
+    EXPECT_EQ(Image::from_memory(bytes->data(), bytes->size(), name).width(), 1500);
+  }
 }
 
 TEST(ImageBadInput, JpegHuffmanTableOver256Symbols) {

@@ -1,5 +1,8 @@
 #include "support/test_util.h"
 
+#include <malloc.h>
+#include <sys/resource.h>
+
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -57,6 +60,27 @@ bool GuardedBuffer::intact() const {
   for (size_t i = 0; i < kGuard; ++i)
     if (!is_canary(storage_[i]) || !is_canary(storage_[kGuard + n_ + i])) return false;
   return true;
+}
+
+AddressSpaceLimit::AddressSpaceLimit(uint64_t headroom) {
+  rlimit r{};
+  if (getrlimit(RLIMIT_AS, &r) != 0) throw std::runtime_error("getrlimit(RLIMIT_AS) failed");
+  saved_soft_ = r.rlim_cur;
+  saved_hard_ = r.rlim_max;
+  // Free memory glibc keeps for reuse would serve allocations the limit is meant to fail.
+  malloc_trim(0);
+  uint64_t mapped = 0;
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmSize:", 0) == 0) mapped = std::stoull(line.substr(7)) * 1024;
+  if (mapped == 0) throw std::runtime_error("no VmSize in /proc/self/status");
+  r.rlim_cur = mapped + headroom;
+  if (setrlimit(RLIMIT_AS, &r) != 0) throw std::runtime_error("setrlimit(RLIMIT_AS) failed");
+}
+
+AddressSpaceLimit::~AddressSpaceLimit() {
+  const rlimit r{saved_soft_, saved_hard_};
+  setrlimit(RLIMIT_AS, &r);
 }
 
 TempDir::TempDir() {

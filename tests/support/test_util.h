@@ -70,6 +70,21 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Lowers this process's address-space limit (RLIMIT_AS) to what it maps now (after returning
+// the heap's free memory to the system) plus `headroom` bytes, so that a larger allocation,
+// mapping or thread stack fails, and restores the limit on destruction. Not under sanitizers
+// (kUnderSanitizer), which map terabytes up front.
+class AddressSpaceLimit {
+ public:
+  explicit AddressSpaceLimit(uint64_t headroom);
+  ~AddressSpaceLimit();
+  AddressSpaceLimit(const AddressSpaceLimit&) = delete;
+  AddressSpaceLimit& operator=(const AddressSpaceLimit&) = delete;
+
+ private:
+  uint64_t saved_soft_, saved_hard_;
+};
+
 void write_file(const std::filesystem::path& path, const std::string& bytes);
 std::string read_file(const std::filesystem::path& path);
 

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
-#include <sys/resource.h>
 
 #include <atomic>
 #include <filesystem>
@@ -93,13 +92,6 @@ TEST(ThreadPool, LateWorkersNeverRepeatOrLoseTasks) {
   }
 }
 
-int64_t vm_size_bytes() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmSize:", 0) == 0) return std::stoll(line.substr(7)) * 1024;
-  return -1;
-}
-
 size_t thread_count() {
   size_t n = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
@@ -118,23 +110,18 @@ TEST(ThreadPool, AWorkerThatCannotStartIsAnErrorAndTheOthersStop) {
   ASSERT_EQ(pthread_attr_getstacksize(&attr, &stack), 0);
   pthread_attr_destroy(&attr);
   const size_t threads_before = thread_count();
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_AS, &saved), 0);
-  const int64_t vm = vm_size_bytes();
-  ASSERT_GT(vm, 0);
-  rlimit tight = saved;
-  tight.rlim_cur = static_cast<rlim_t>(vm) + stack + stack / 2;
-  ASSERT_EQ(setrlimit(RLIMIT_AS, &tight), 0);
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
-  try {
-    ThreadPool pool(4);
-    message = "no error";
-  } catch (const Error& e) {
-    code = e.code();
-    message = e.what();
+  {
+    const testing::AddressSpaceLimit limit(stack + stack / 2);
+    try {
+      ThreadPool pool(4);
+      message = "no error";
+    } catch (const Error& e) {
+      code = e.code();
+      message = e.what();
+    }
   }
-  ASSERT_EQ(setrlimit(RLIMIT_AS, &saved), 0);
   EXPECT_EQ(code, ErrorCode::kOutOfMemory) << message;
   EXPECT_NE(message.find("cannot start compute thread 3 of 4"), std::string::npos) << message;
   EXPECT_EQ(thread_count(), threads_before) << "a started worker was left running";
