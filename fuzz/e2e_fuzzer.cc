@@ -1,9 +1,9 @@
-// libFuzzer target: a whole request through the public API on the tiny OpenFlamingo parity model
-// (tests/data/parity/openflamingo: 0.2 MB, 40x40 images): image bytes through the decoders and
-// preprocessing, a prompt of template and literal text through the tokenizer and the marker
-// checks, then the vision encoder, resampler, gated cross-attention and LM for a few generated
-// tokens (greedy, sampled or beam search) or a scoring call. One Session serves every input, so
-// its media cache sees a long stream of requests. The reliability spec's fuzz_e2e_tiny.
+// libFuzzer target: a whole request through the public API on a tiny parity model (by default
+// tests/data/parity/openflamingo: 0.2 MB, 40x40 images; see session()): image bytes through the
+// decoders and preprocessing, a prompt of template and literal text through the tokenizer and the
+// marker checks, then the vision encoder, resampler, gated cross-attention and LM for a few
+// generated tokens (greedy, sampled or beam search) or a scoring call. One Session serves every
+// input, so its media cache sees a long stream of requests. The reliability spec's fuzz_e2e_tiny.
 //
 // Input layout (fuzz/corpus/e2e_fuzzer has examples):
 //   byte 0      bits 0-1 media items given (copies of the image), bit 2 score instead of
@@ -30,11 +30,15 @@
 
 namespace {
 
+// The model directory: $FLAMINGO_FUZZ_MODEL, else the OpenFlamingo parity model. The other
+// parity models (idefics, paper, video, quant_q8_0, quant_q4_0) take the same inputs down
+// other placements, gates, resamplers and weight types.
 flamingo::Session& session() {
   static flamingo::Session s = [] {
     flamingo::ModelOptions o;
     o.threads = 1;
-    return flamingo::Session(flamingo::Model::load(FLAMINGO_FUZZ_MODEL, o));
+    const char* dir = std::getenv("FLAMINGO_FUZZ_MODEL");
+    return flamingo::Session(flamingo::Model::load(dir ? dir : FLAMINGO_FUZZ_MODEL, o));
   }();
   return s;
 }
