@@ -1,10 +1,11 @@
 // flamingo-caption on bad input, run as a separate process: unknown flags, missing values,
 // non-numeric and negative numbers, missing or corrupt model directories, missing or corrupt
-// images, markers that do not match the images, invalid UTF-8. Each must end with exactly one
-// "error: ..." line on stderr naming the problem, nothing on stdout, the exit code --help
-// documents, and no crash (a signal or a sanitizer report fails the test). Also: the same
-// request in two processes, with 1 and with 2 threads, prints bitwise the same tokens and
-// log-probabilities. The model is the openflamingo parity fixture.
+// images, markers that do not match the images, invalid UTF-8, memory running out (under
+// address-space limits). Each must end with exactly one "error: ..." line on stderr naming the
+// problem, nothing on stdout, the exit code --help documents, and no crash (a signal or a
+// sanitizer report fails the test). Also: Ctrl+C during generation and during the model load
+// exits 130, and the same request in two processes, with 1 and with 2 threads, prints bitwise
+// the same tokens and log-probabilities. The model is the openflamingo parity fixture.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
