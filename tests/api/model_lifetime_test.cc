@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "flamingo/flamingo.h"
@@ -28,15 +27,6 @@ int mappings_of(const fs::path& dir) {
   return n;
 }
 
-long status_field(const std::string& key) {  // "VmRSS" (kB) or "Threads" from /proc/self/status
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
-  }
-  return -1;
-}
-
 TEST(ModelLifetime, HundredLoadsGiveBackMappingsThreadsAndMemory) {
   if (!fs::exists(demo_dir() / "config.json")) GTEST_SKIP() << "no models/demo in this checkout";
   const Image img = Image::from_file((demo_dir() / "examples" / "scene1.png").string());
@@ -49,14 +39,14 @@ TEST(ModelLifetime, HundredLoadsGiveBackMappingsThreadsAndMemory) {
     EXPECT_GT(mappings_of(demo_dir()), 0) << "the weights are expected to be mapped";
     if (i % 10 == 0) Session(m).generate(Prompt(m->info().default_prompt, {img}), g);
   };
-  const long threads_before = status_field("Threads");
+  const long threads_before = testing::proc_status("Threads");
   round(0);  // the first round sets up what stays for the process (allocator arenas, ...)
   EXPECT_EQ(mappings_of(demo_dir()), 0);
-  const long rss_after_first = status_field("VmRSS");
+  const long rss_after_first = testing::proc_status("VmRSS");
   for (int i = 1; i < 100; ++i) round(i);
   EXPECT_EQ(mappings_of(demo_dir()), 0) << "a model's files stay mapped after it was dropped";
-  EXPECT_EQ(status_field("Threads"), threads_before) << "pool threads outlived their model";
-  const long growth_kb = status_field("VmRSS") - rss_after_first;
+  EXPECT_EQ(testing::proc_status("Threads"), threads_before) << "pool threads outlived their model";
+  const long growth_kb = testing::proc_status("VmRSS") - rss_after_first;
   std::printf("RSS after the first round %ld kB, after 100 rounds %+ld kB\n", rss_after_first,
               growth_kb);
   // One demo model is 4.5 MB of weights plus as much packed: keeping even a tenth of each

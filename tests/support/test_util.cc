@@ -62,6 +62,13 @@ bool GuardedBuffer::intact() const {
   return true;
 }
 
+long proc_status(const std::string& key) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
+  return -1;
+}
+
 AddressSpaceLimit::AddressSpaceLimit(uint64_t headroom) {
   rlimit r{};
   if (getrlimit(RLIMIT_AS, &r) != 0) throw std::runtime_error("getrlimit(RLIMIT_AS) failed");
@@ -69,12 +76,9 @@ AddressSpaceLimit::AddressSpaceLimit(uint64_t headroom) {
   saved_hard_ = r.rlim_max;
   // Free memory glibc keeps for reuse would serve allocations the limit is meant to fail.
   malloc_trim(0);
-  uint64_t mapped = 0;
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmSize:", 0) == 0) mapped = std::stoull(line.substr(7)) * 1024;
-  if (mapped == 0) throw std::runtime_error("no VmSize in /proc/self/status");
-  r.rlim_cur = mapped + headroom;
+  const long mapped_kb = proc_status("VmSize");
+  if (mapped_kb <= 0) throw std::runtime_error("no VmSize in /proc/self/status");
+  r.rlim_cur = static_cast<uint64_t>(mapped_kb) * 1024 + headroom;
   if (setrlimit(RLIMIT_AS, &r) != 0) throw std::runtime_error("setrlimit(RLIMIT_AS) failed");
 }
 

@@ -70,6 +70,10 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// The number in field `key` of /proc/self/status ("VmRSS" and "VmSize" in kB, "Threads"), or
+// -1 where there is no such field.
+long proc_status(const std::string& key);
+
 // Lowers this process's address-space limit (RLIMIT_AS) to what it maps now (after returning
 // the heap's free memory to the system) plus `headroom` bytes, so that a larger allocation,
 // mapping or thread stack fails, and restores the limit on destruction. Not under sanitizers

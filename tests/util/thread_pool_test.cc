@@ -4,8 +4,6 @@
 #include <pthread.h>
 
 #include <atomic>
-#include <filesystem>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -92,12 +90,6 @@ TEST(ThreadPool, LateWorkersNeverRepeatOrLoseTasks) {
   }
 }
 
-size_t thread_count() {
-  size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
-  return n;
-}
-
 // With address space for one more thread stack but not two, a 4-thread pool starts one worker
 // and fails on the next: that must be Error(kOutOfMemory) naming the thread, with the started
 // worker stopped again. (A joinable std::thread destroyed in a throwing constructor calls
@@ -109,7 +101,7 @@ TEST(ThreadPool, AWorkerThatCannotStartIsAnErrorAndTheOthersStop) {
   size_t stack = 0;
   ASSERT_EQ(pthread_attr_getstacksize(&attr, &stack), 0);
   pthread_attr_destroy(&attr);
-  const size_t threads_before = thread_count();
+  const long threads_before = testing::proc_status("Threads");
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
   {
@@ -124,7 +116,7 @@ TEST(ThreadPool, AWorkerThatCannotStartIsAnErrorAndTheOthersStop) {
   }
   EXPECT_EQ(code, ErrorCode::kOutOfMemory) << message;
   EXPECT_NE(message.find("cannot start compute thread 3 of 4"), std::string::npos) << message;
-  EXPECT_EQ(thread_count(), threads_before) << "a started worker was left running";
+  EXPECT_EQ(testing::proc_status("Threads"), threads_before) << "a started worker was left running";
   ThreadPool pool(4);  // with the limit lifted, the same pool starts
   EXPECT_EQ(pool.num_threads(), 4);
 }
