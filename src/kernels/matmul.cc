@@ -44,7 +44,7 @@ const KernelSet kAvx2 = {
     detail::f32_gemm_6x16_avx2};
 
 // Below this many rows of A, streaming the weights once (GEMV) beats packing A for the GEMM.
-constexpr int64_t kGemmMinRows = 8;
+constexpr int64_t kGemmMinRows = kMatmulBatchInvariantRows;
 // GEMM cache blocking: a kc×16 weight sub-panel (kc·64 bytes in fp32) stays in L1 while every
 // row tile of the mc×kc packed A block streams from L2. kc = 512 halves the per-call overhead
 // of the micro-kernel (3-5 % at M = 64) where its 32 KiB sub-panel fits beside an A tile, that

@@ -113,6 +113,13 @@ struct MatmulEpilogue {
   float activation_scale = 1.f;
 };
 
+// Calls with at least this many rows of A compute each row of C alone: the blocked GEMM sums
+// every dot product over k in the same fixed order whatever M is and wherever the row sits, so
+// a row gets the same bits in a call of 8 rows as in a call of 500 (epilogue included). Fewer
+// rows take the GEMV, which sums in another order. A session relies on it to keep a prompt's
+// keys and values for the next prompt that starts the same way.
+inline constexpr int64_t kMatmulBatchInvariantRows = 8;
+
 // C = A·Wᵀ with row strides lda ≥ K and ldc ≥ N (in floats). A and C must not overlap.
 void matmul(const float* a, int64_t lda, int64_t m, const PackedMatrix& w, float* c, int64_t ldc,
             ThreadPool& pool, const MatmulEpilogue& epilogue = {});

@@ -236,6 +236,48 @@ TEST(Attention, BitwiseIdenticalForAnyThreadCount) {
   });
 }
 
+// A causal query's output depends on its own row and the keys before it, not on which other
+// queries share the call: the queries of a prefill run in pieces (a session that keeps a
+// prompt's keys and values runs only the new part) get the bits of one whole call. Also for
+// the one-query call of decode, and for the non-causal calls of cross-attention.
+TEST(Attention, AQueryGetsTheSameBitsInAnyBatch) {
+  testing::for_each_isa([](Isa) {
+    ThreadPool pool(2, /*min_parallel_ns=*/0);
+    for (const bool causal : {true, false}) {
+      const Problem p{.n_q = 150,
+                      .n_kv = causal ? 170 : 64,
+                      .n_heads = 8,
+                      .n_kv_heads = causal ? 2 : 8,
+                      .head_dim = 64,
+                      .causal = causal,
+                      .q_pos0 = causal ? 20 : 0};
+      Data d = make(p, 11);
+      std::vector<float> whole(static_cast<size_t>(p.n_q * d.args.out_stride));
+      d.args.out = whole.data();
+      kernels::attention(d.args, pool);
+      struct Slice {
+        int64_t q0, n;
+      };
+      for (const Slice sl :
+           {Slice{0, 1}, Slice{0, 8}, Slice{7, 57}, Slice{64, 86}, Slice{149, 1}, Slice{1, 149}}) {
+        AttentionArgs a = d.args;
+        a.q = d.q.data() + sl.q0 * a.q_stride;
+        a.n_q = sl.n;
+        if (causal) {
+          a.q_pos0 = p.q_pos0 + sl.q0;
+          a.n_kv = a.q_pos0 + sl.n;  // only the keys written so far, as in a KV cache
+        }
+        std::vector<float> part(static_cast<size_t>(sl.n * a.out_stride));
+        a.out = part.data();
+        kernels::attention(a, pool);
+        EXPECT_EQ(0, std::memcmp(part.data(), whole.data() + sl.q0 * a.out_stride,
+                                 sizeof(float) * part.size()))
+            << (causal ? "causal" : "full") << " queries [" << sl.q0 << ", " << sl.q0 + sl.n << ")";
+      }
+    }
+  });
+}
+
 TEST(Attention, ScalarAndAvx2Agree) {
   if (!kernels::cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
   ThreadPool pool(1);

@@ -265,6 +265,50 @@ TEST_P(MatmulTest, BitwiseIdenticalForAnyThreadCount) {
   }
 }
 
+// From kMatmulBatchInvariantRows rows up, each row of C has the same bits whatever the other
+// rows of the call: any slice of A run on its own (from the first row, the middle, the end;
+// with one more row than a 6-row tile, or several tiles and a partial one) gives that slice of
+// the whole call's C, with a bias, an activation, or accumulating into C.
+TEST_P(MatmulTest, RowsAreComputedAloneFromTheBatchInvariantSizeUp) {
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
+  const int64_t m = 437, n = 70, k = fit_k(700), ldc = n + 2;  // k > one 512-wide k block
+  const TestWeights w = make_weights(type(), n, k, 41);
+  const PackedMatrix packed = pack_matrix(w.view());
+  const std::vector<float> a = random_floats(static_cast<size_t>(m * k), 42, -3.f, 3.f);
+  const std::vector<float> bias = random_floats(static_cast<size_t>(n), 43);
+  const std::vector<float> c0 = random_floats(static_cast<size_t>(m * ldc), 44);
+  struct Epi {
+    bool bias, accumulate;
+    Activation f;
+  };
+  for (const Epi& e :
+       {Epi{false, false, Activation::kIdentity}, Epi{true, false, Activation::kGelu},
+        Epi{false, true, Activation::kIdentity}}) {
+    for (bool int8 : {false, true}) {
+      MatmulEpilogue ep;
+      ep.bias = e.bias ? bias.data() : nullptr;
+      ep.accumulate = e.accumulate;
+      ep.activation = e.f;
+      ep.int8_activations = int8;
+      std::vector<float> whole = c0;
+      matmul(a.data(), k, m, packed, whole.data(), ldc, pool, ep);
+      struct Slice {
+        int64_t row0, rows;
+      };
+      for (const Slice sl : {Slice{0, kMatmulBatchInvariantRows}, Slice{5, 9}, Slice{200, 31},
+                             Slice{m - 13, 13}, Slice{1, m - 1}, Slice{390, 47}}) {
+        SCOPED_TRACE(::testing::Message()
+                     << "rows [" << sl.row0 << ", " << sl.row0 + sl.rows << ") bias " << e.bias
+                     << " accumulate " << e.accumulate << " activation " << static_cast<int>(e.f)
+                     << " int8 " << int8);
+        std::vector<float> part(c0.begin() + sl.row0 * ldc, c0.begin() + (sl.row0 + sl.rows) * ldc);
+        matmul(a.data() + sl.row0 * k, k, sl.rows, packed, part.data(), ldc, pool, ep);
+        EXPECT_EQ(std::memcmp(part.data(), whole.data() + sl.row0 * ldc, part.size() * 4), 0);
+      }
+    }
+  }
+}
+
 // The activation epilogue is the same function applied to the same values as a separate pass
 // after the matmul, so the two must agree bit for bit, on the GEMV and the GEMM paths, with
 // N not a multiple of the 16-column panels, and with padded rows of C left untouched.
