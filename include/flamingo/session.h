@@ -3,9 +3,15 @@
 // A Session holds the per-request state of one conversation with a model: the KV cache, the
 // encoded media and their cached cross-attention keys/values, the RNG. A Session is used by
 // one thread at a time; create one Session per thread to serve requests concurrently from a
-// shared Model. Each generate() or score() call starts from an empty context; media encoded
-// by earlier calls of the same Session are reused when the same Image objects come again (the
-// 64 most recently used media items are kept).
+// shared Model. Each generate() or score() call gives bitwise the result a new Session would;
+// it only skips work done before:
+//   - media encoded by earlier calls are reused when the same Image objects come again (the
+//     64 most recently used media items are kept);
+//   - the keys and values of the previous call's prompt are kept, and a prompt that starts
+//     the same way (same tokens, same Image objects for its <image> markers) runs only from
+//     where they differ. A few-shot prompt with fixed examples then costs, after the first
+//     call, only its query. At least 8 tokens always run (fewer would be computed another
+//     way and change the last bits); prompts shorter than that are never kept.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +30,8 @@ struct Timings {
   double vision_ms = 0;            // NFNet encoder
   double resampler_ms = 0;
   double prefill_ms = 0;
-  int prefill_tokens = 0;
+  int prefill_tokens = 0;        // prompt tokens run through the model
+  int prompt_tokens_reused = 0;  // prompt tokens whose keys/values the previous call left
   double decode_ms = 0;
   int decode_tokens = 0;
   double first_token_ms = 0;   // from the start of the call to the first generated token
@@ -98,7 +105,7 @@ class Session {
   // Timings of the last generate() or score() call.
   const Timings& timings() const;
 
-  // Forgets the media cached by earlier calls.
+  // Forgets the media cached by earlier calls and the kept prompt (frees their memory).
   void clear_media_cache();
 
   struct Impl;

@@ -56,6 +56,16 @@ struct Session::Impl {
   std::map<MediaKey, CachedMedia> media_cache;
   uint64_t use_clock = 0;
   model::KvCache cache;
+  // The prompt whose keys and values fill the cache's first ids.size() positions, written by
+  // prefills of at least kBatchInvariantTokens tokens (so exactly as a new session writes
+  // them); empty while the cache holds nothing reusable. Its media entries are held so that
+  // the MediaKV pointers it is compared by cannot be reused by another item.
+  struct KeptPrompt {
+    std::vector<int32_t> ids;
+    std::vector<const model::MediaKV*> media_of_token;
+    std::vector<std::shared_ptr<const MediaEntry>> media;
+  };
+  KeptPrompt kept;
 
   explicit Impl(std::shared_ptr<const Model> model)
       : model_ptr(std::move(model)), m(model_ptr->impl()) {}
@@ -174,6 +184,36 @@ struct Session::Impl {
     m.net->reserve_cache(kv, std::min<int64_t>(tokens, m.config.lm.max_seq_len));
   }
 
+  // Runs the prompt into the cache (reserved for `extra` tokens more) and returns the logits
+  // of its last token. The kept prompt's positions are reused as far as this prompt agrees
+  // with it: a token's keys and values depend only on the tokens and media before it. They
+  // stop kBatchInvariantTokens short of the end, so that the tokens run here form a batch
+  // that computes each of them as a whole-prompt prefill does (bitwise), and the logits are
+  // those of a new session.
+  std::vector<float> prefill(const Prepared& p, int64_t extra) {
+    const int64_t n = static_cast<int64_t>(p.ids.size());
+    const int64_t batch = model::FlamingoModel::kBatchInvariantTokens;
+    int64_t same = 0;
+    const int64_t limit = std::min<int64_t>(n, static_cast<int64_t>(kept.ids.size()));
+    while (same < limit &&
+           kept.ids[static_cast<size_t>(same)] == p.ids[static_cast<size_t>(same)] &&
+           kept.media_of_token[static_cast<size_t>(same)] ==
+               p.media_of_token[static_cast<size_t>(same)])
+      ++same;
+    const int64_t reuse = std::max<int64_t>(0, std::min(same, n - batch));
+    kept = {};  // the cache changes now; a failure below leaves nothing to reuse
+    cache.length = reuse;
+    reserve(cache, n + extra);
+    const auto t0 = Clock::now();
+    std::vector<float> logits =
+        run(p.ids.data() + reuse, n - reuse, p.media_of_token.data() + reuse, cache);
+    timings.prefill_ms = ms_since(t0);
+    timings.prefill_tokens = static_cast<int>(n - reuse);
+    timings.prompt_tokens_reused = static_cast<int>(reuse);
+    if (n >= batch) kept = {p.ids, p.media_of_token, p.media};
+    return logits;
+  }
+
   GenerateResult generate(const Prompt& prompt, const GenerateOptions& o);
   GenerateResult beam_search(Prepared& p, std::vector<float> logits, const GenerateOptions& o,
                              Clock::time_point t_start);
@@ -212,18 +252,12 @@ GenerateResult Session::Impl::generate(const Prompt& prompt, const GenerateOptio
   timings = Timings{};
   GenerateResult r;
   Prepared p = prepare(prompt);
-  const int64_t n_prompt = static_cast<int64_t>(p.ids.size());
   const int64_t vocab = m.config.lm.vocab_size;
   const int32_t image_id = static_cast<int32_t>(m.config.tokens.image);
   const int32_t eoc_id = static_cast<int32_t>(m.config.tokens.endofchunk);
   const int32_t eos_id = static_cast<int32_t>(m.config.tokens.eos);
 
-  cache.length = 0;
-  reserve(cache, n_prompt + o.max_new_tokens);
-  auto t0 = Clock::now();
-  std::vector<float> logits = run(p.ids.data(), n_prompt, p.media_of_token.data(), cache);
-  timings.prefill_ms = ms_since(t0);
-  timings.prefill_tokens = static_cast<int>(n_prompt);
+  std::vector<float> logits = prefill(p, o.max_new_tokens);
 
   if (o.num_beams > 1) return beam_search(p, std::move(logits), o, t_start);
 
@@ -233,7 +267,7 @@ GenerateResult Session::Impl::generate(const Prompt& prompt, const GenerateOptio
   std::vector<float> logprobs(static_cast<size_t>(vocab));
   text::StreamDecoder detok(*m.tokenizer);
   r.stop_reason = StopReason::kMaxTokens;
-  t0 = Clock::now();
+  const auto t0 = Clock::now();
   for (int step = 0; step < o.max_new_tokens; ++step) {
     if (cache.length >= m.config.lm.max_seq_len) {
       r.stop_reason = StopReason::kContextFull;
@@ -459,15 +493,9 @@ std::vector<ScoreResult> Session::Impl::score(const Prompt& prompt,
       fail(ErrorCode::kInvalidArgument, "score: continuation \"", c, "\" has no tokens");
     longest = std::max<int64_t>(longest, static_cast<int64_t>(cont_ids.back().size()));
   }
-  cache.length = 0;
-  reserve(cache, n_prompt + longest);
-  auto t0 = Clock::now();
-  const std::vector<float> prompt_logits =
-      run(p.ids.data(), n_prompt, p.media_of_token.data(), cache);
-  timings.prefill_ms = ms_since(t0);
-  timings.prefill_tokens = static_cast<int>(n_prompt);
+  const std::vector<float> prompt_logits = prefill(p, longest);
 
-  t0 = Clock::now();
+  const auto t0 = Clock::now();
   std::vector<ScoreResult> out;
   std::vector<float> lsm(static_cast<size_t>(vocab));
   for (size_t c = 0; c < continuations.size(); ++c) {
@@ -477,6 +505,7 @@ std::vector<ScoreResult> Session::Impl::score(const Prompt& prompt,
     cache.length = n_prompt;
     generate::MediaTracker tracker = p.tracker;
     std::vector<const model::MediaKV*> media;
+    media.reserve(ids.size());
     for (int32_t id : ids) media.push_back(kv_for(p, tracker.advance(id)));
     ScoreResult s;
     s.continuation = continuations[c];
@@ -519,6 +548,9 @@ std::vector<ScoreResult> Session::score(const Prompt& prompt,
 }
 
 const Timings& Session::timings() const { return impl_->timings; }
-void Session::clear_media_cache() { impl_->media_cache.clear(); }
+void Session::clear_media_cache() {
+  impl_->media_cache.clear();
+  impl_->kept = {};
+}
 
 }  // namespace flamingo

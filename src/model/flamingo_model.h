@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/config.h"
+#include "kernels/matmul.h"
 #include "model/gated_xattn.h"
 #include "model/llama.h"
 #include "model/nfnet.h"
@@ -49,6 +50,10 @@ class FlamingoModel {
   // hidden states [n, dim] (before the final norm).
   void forward(const int32_t* ids, int64_t n, const MediaKV* const* media, KvCache& cache, float* h,
                ThreadPool& pool, const BlockObserver& observer = {}) const;
+  // From this many tokens up, forward() computes each token exactly as in any larger call: a
+  // prompt run in two such pieces leaves the same bits in the cache as run whole. (Every step
+  // is per token, and the matmuls are batch-invariant from kMatmulBatchInvariantRows rows.)
+  static constexpr int64_t kBatchInvariantTokens = kernels::kMatmulBatchInvariantRows;
   // Logits [rows, vocab] of hidden states from forward().
   void logits(const float* h, int64_t rows, float* out, ThreadPool& pool) const {
     lm_.logits(h, rows, out, pool);

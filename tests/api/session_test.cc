@@ -27,6 +27,9 @@ Image test_image(uint8_t seed) {
   return Image::from_rgb(40, 30, rgb.data());
 }
 
+// The prompt's length in tokens, run or kept from the previous call.
+int prompt_tokens(const Timings& t) { return t.prefill_tokens + t.prompt_tokens_reused; }
+
 std::shared_ptr<const Model> load(int threads = 2) {
   ModelOptions o;
   o.threads = threads;
@@ -180,7 +183,7 @@ TEST(Session, BuiltPromptEqualsItsTextForm) {
   mixed.add_media(b).add_text("Output:");
   for (const Prompt* p : {&built, &mixed}) {
     const GenerateResult r = s.generate(*p, g);
-    EXPECT_EQ(r.timings.prefill_tokens, text.timings.prefill_tokens);
+    EXPECT_EQ(prompt_tokens(r.timings), prompt_tokens(text.timings));
     ASSERT_EQ(r.tokens.size(), text.tokens.size());
     for (size_t i = 0; i < r.tokens.size(); ++i) {
       EXPECT_EQ(r.tokens[i].id, text.tokens[i].id) << i;
@@ -215,20 +218,20 @@ TEST(Session, LiteralTextKeepsSpecialStringsAsText) {
 
   Prompt literal;
   literal.add_media(a).add_literal_text(typed).add_text("Output:");
-  const int literal_tokens = s.generate(literal, g).timings.prefill_tokens;
+  const int literal_tokens = prompt_tokens(s.generate(literal, g).timings);
   // The same bytes without the special strings: the literal form may only add the pieces
   // that spell "<image>" and "<|endofchunk|>", never the two special tokens.
   Prompt spelled;
   spelled.add_media(a).add_text(" and Output:");
-  const int spelled_tokens = s.generate(spelled, g).timings.prefill_tokens;
+  const int spelled_tokens = prompt_tokens(s.generate(spelled, g).timings);
   EXPECT_GT(literal_tokens, spelled_tokens + 2);
   // The template text around it keeps its specials: one token for the marker-free chunk end.
   Prompt around("<image>", {a});
   around.add_literal_text(typed).add_text("<|endofchunk|>");
   Prompt around_plain("<image>", {a});
   around_plain.add_literal_text(typed);
-  EXPECT_EQ(s.generate(around, g).timings.prefill_tokens,
-            s.generate(around_plain, g).timings.prefill_tokens + 1);
+  EXPECT_EQ(prompt_tokens(s.generate(around, g).timings),
+            prompt_tokens(s.generate(around_plain, g).timings) + 1);
   // Literal text is still checked as UTF-8.
   Prompt bad;
   bad.add_literal_text("caf\xC3");
@@ -342,6 +345,97 @@ TEST(Session, OneBeamEqualsGreedy) {
   if (beam.tokens.size() == greedy.tokens.size()) EXPECT_GE(lb, lg - 1e-4);
 }
 
+// The previous prompt's keys and values are reused as far as the next prompt starts the same
+// way (tokens and Image objects), and the results are bitwise those of a new session: greedy,
+// beam search and scoring, on every parity fixture (OpenFlamingo, IDEFICS, the paper's variant,
+// q8_0 and q4_0 weights, video with media-time embeddings).
+void expect_same_results(const GenerateResult& got, const GenerateResult& want) {
+  EXPECT_EQ(got.text, want.text);
+  ASSERT_EQ(got.tokens.size(), want.tokens.size());
+  for (size_t i = 0; i < got.tokens.size(); ++i) {
+    EXPECT_EQ(got.tokens[i].id, want.tokens[i].id) << "token " << i;
+    EXPECT_EQ(got.tokens[i].logprob, want.tokens[i].logprob) << "token " << i << " (bitwise)";
+  }
+  EXPECT_EQ(got.stop_reason, want.stop_reason);
+}
+
+TEST(Session, APromptThatStartsLikeTheLastOneReusesItsKeysAndValues) {
+  for (const char* fixture :
+       {"openflamingo", "idefics", "paper", "quant_q8_0", "quant_q4_0", "video"}) {
+    SCOPED_TRACE(fixture);
+    ModelOptions mo;
+    mo.threads = 2;
+    const auto model = Model::load((testing::test_data_dir() / "parity" / fixture).string(), mo);
+    const Image shot1 = test_image(20), shot2 = test_image(21), other2 = test_image(22),
+                query = test_image(23), query2 = test_image(24);
+    // The query part is long enough (well over 8 tokens after its marker) that where a prompt
+    // parts from the kept one, not the 8-token tail every prefill runs, sets the reuse.
+    const std::string text =
+        "<image>An apple.<|endofchunk|><image>A dog.<|endofchunk|><image>This photo shows, in "
+        "a few words, the following:";
+    const Prompt first(text, {shot1, shot2, query});
+    const Prompt new_query(text, {shot1, shot2, query2});    // parts at the third marker
+    const Prompt new_second(text, {shot1, other2, query2});  // parts at the second marker
+    GenerateOptions g;
+    g.max_new_tokens = 6;
+    g.stop_at_endofchunk = g.stop_at_eos = false;
+
+    Session warm(model);
+    const GenerateResult r1 = warm.generate(first, g);
+    const int n = r1.timings.prefill_tokens;
+    EXPECT_EQ(r1.timings.prompt_tokens_reused, 0);
+    ASSERT_GT(n, 24);
+
+    const GenerateResult same = warm.generate(first, g);
+    EXPECT_EQ(same.timings.prompt_tokens_reused, n - 8) << "all but the last 8 tokens kept";
+    EXPECT_EQ(same.timings.prefill_tokens, 8);
+    expect_same_results(same, r1);
+
+    const GenerateResult q = warm.generate(new_query, g);
+    const int at_third = q.timings.prompt_tokens_reused;
+    EXPECT_GT(at_third, 0);
+    EXPECT_LT(at_third, n - 8);
+    EXPECT_EQ(at_third + q.timings.prefill_tokens, n);
+    expect_same_results(q, Session(model).generate(new_query, g));
+
+    const GenerateResult s2 = warm.generate(new_second, g);
+    EXPECT_GT(s2.timings.prompt_tokens_reused, 0);
+    EXPECT_LT(s2.timings.prompt_tokens_reused, at_third);
+    expect_same_results(s2, Session(model).generate(new_second, g));
+
+    GenerateOptions beams = g;
+    beams.num_beams = 3;
+    const GenerateResult b = warm.generate(new_query, beams);
+    EXPECT_GT(b.timings.prompt_tokens_reused, 0);
+    expect_same_results(b, Session(model).generate(new_query, beams));
+
+    const std::vector<std::string> conts = {" a red fruit", " two cats"};
+    const std::vector<ScoreResult> ws = warm.score(new_query, conts);
+    EXPECT_EQ(warm.timings().prompt_tokens_reused, n - 8);
+    const std::vector<ScoreResult> cs = Session(model).score(new_query, conts);
+    ASSERT_EQ(ws.size(), cs.size());
+    for (size_t i = 0; i < ws.size(); ++i) EXPECT_EQ(ws[i].logprob, cs[i].logprob) << "bitwise";
+
+    // Forgetting the media forgets the kept prompt with them.
+    warm.clear_media_cache();
+    EXPECT_EQ(warm.generate(new_query, g).timings.prompt_tokens_reused, 0);
+  }
+}
+
+// A prompt of fewer than 8 tokens runs on the decode path, whose sums differ in the last bits
+// from a batched prefill: it is never kept, and never reuses.
+TEST(Session, ShortPromptsAreNotKept) {
+  Session s(load());
+  const Prompt p("<image>Output:", {test_image(8)});
+  GenerateOptions g;
+  g.max_new_tokens = 3;
+  const GenerateResult a = s.generate(p, g), b = s.generate(p, g);
+  ASSERT_LT(a.timings.prefill_tokens, 8);
+  EXPECT_EQ(b.timings.prompt_tokens_reused, 0);
+  EXPECT_EQ(b.timings.prefill_tokens, a.timings.prefill_tokens);
+  expect_same_results(b, a);
+}
+
 TEST(Session, ScoreMatchesTheLogprobsOfGeneration) {
   Session s(load());
   const Prompt p("<image>Output:", {test_image(7)});
@@ -388,19 +482,19 @@ TEST(Session, BeamSearchStopsAtTheEndOfTheContext) {
   g.num_beams = 3;
   g.stop_at_endofchunk = g.stop_at_eos = false;
   std::string text = "<image>";
-  int prompt_tokens = 0;
-  for (int words = 1; prompt_tokens < ctx - 3; ++words) {
+  int prompt_len = 0;
+  for (int words = 1; prompt_len < ctx - 3; ++words) {
     text += " a";
     GenerateOptions one = g;
     one.max_new_tokens = 1;
     one.num_beams = 1;
-    prompt_tokens = s.generate(Prompt(text, {test_image(3)}), one).timings.prefill_tokens;
+    prompt_len = prompt_tokens(s.generate(Prompt(text, {test_image(3)}), one).timings);
     ASSERT_LT(words, 4 * ctx) << "the prompt does not grow";
   }
-  ASSERT_LT(prompt_tokens, ctx);
+  ASSERT_LT(prompt_len, ctx);
   const GenerateResult r = s.generate(Prompt(text, {test_image(3)}), g);
   EXPECT_EQ(r.stop_reason, StopReason::kContextFull);
-  EXPECT_LE(prompt_tokens + static_cast<int>(r.tokens.size()), ctx);
+  EXPECT_LE(prompt_len + static_cast<int>(r.tokens.size()), ctx);
   EXPECT_FALSE(r.tokens.empty());
 }
 

@@ -240,6 +240,7 @@ nlohmann::json timings_json(const flamingo::Timings& t, double load_ms) {
           {"resampler_ms", t.resampler_ms},
           {"prefill_ms", t.prefill_ms},
           {"prefill_tokens", t.prefill_tokens},
+          {"prompt_tokens_reused", t.prompt_tokens_reused},
           {"decode_ms", t.decode_ms},
           {"decode_tokens", t.decode_tokens},
           {"first_token_ms", t.first_token_ms},
