@@ -114,6 +114,19 @@ def prefill_flops(cfg, tokens):
     return f + 2 * lm["vocab_size"] * d  # logits of the last position
 
 
+def next_query_summary(runs):
+    """The few-shot loop's next query (e2e_bench's fewshot_next: same session and examples,
+    another last image), beside the first request; None for runs made before it existed."""
+    nxt = [(r["fewshot"], r["fewshot_next"]) for r in runs if "fewshot_next" in r]
+    if not nxt:
+        return None
+    return {"reused": nxt[0][1]["prompt_tokens_reused"], "ran": nxt[0][1]["prefill_tokens"],
+            "prefill_ms": med(b["prefill_ms"] for _, b in nxt),
+            "first_prefill_ms": med(a["prefill_ms"] for a, _ in nxt),
+            "first_token_ms": med(b["first_token_ms"] for _, b in nxt),
+            "first_first_token_ms": med(a["first_token_ms"] for a, _ in nxt)}
+
+
 def decode_bytes(cfg, sizes, positions):
     pat = re.compile(r"^(lm\.layers\.|lm\.lm_head\.|lm\.norm\.|xattn\.\d+\.(attn\.(q|o)_proj|mlp|attn_norm|ff_norm|attn_gate|ff_gate))")
     w = sum(b for k, b in sizes.items() if pat.match(k))
@@ -180,6 +193,7 @@ def collect(results, models, reference_path=None):
             "decode_ms": med(x["decode_ms"] for x in fw), "decode_tokens": fw[0]["decode_tokens"],
             "first_token_ms": med(x["first_token_ms"] + r["image_decode_ms"] for x, r in zip(fw, runs)),
             "caption_ms": med(r["caption_wall_ms"] for r in runs),
+            "next_query": next_query_summary(runs),
             "visual_kv_computed": [x["visual_kv_computed"] for x in fw],
             "caption_visual_kv_computed": [r["caption"]["visual_kv_computed"] for r in runs],
             "images": n_img, "blocks": n_blocks(cfg),
@@ -395,6 +409,14 @@ def render(data):
                             f"decode ×{b['decode_tok_s'] / a['decode_tok_s']:.2f}")
         if scal:
             out.append("2 threads vs 1: " + "; ".join(scal) + ".\n")
+        nq = [f"{r['dtype']} {r['threads']} thr: prefill {r['next_query']['ran']} tokens "
+              f"({r['next_query']['reused']} kept) in {f1(r['next_query']['prefill_ms'], 0)} ms against "
+              f"{f1(r['next_query']['first_prefill_ms'], 0)} ms, first token {f1(r['next_query']['first_token_ms'], 0)} "
+              f"against {f1(r['next_query']['first_first_token_ms'], 0)} ms" for r in rows if r.get("next_query")]
+        if nq:
+            out.append("Next query of a few-shot loop (the same session, prompt and example images, a new last "
+                       "image: its vision and resampler run, and the prompt from that image on, at least its last 8 tokens), against the "
+                       "first request: " + "; ".join(nq) + ".\n")
     return "\n".join(out)
 
 
