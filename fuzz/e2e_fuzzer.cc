@@ -3,7 +3,9 @@
 // decoders and preprocessing, a prompt of template and literal text through the tokenizer and the
 // marker checks, then the vision encoder, resampler, gated cross-attention and LM for a few
 // generated tokens (greedy, sampled or beam search) or a scoring call. One Session serves every
-// input, so its media cache sees a long stream of requests. The reliability spec's fuzz_e2e_tiny.
+// input, so its media cache and kept prompt see a long stream of requests; a call that reused
+// the previous prompt's keys and values is run again on a new session, which must give the
+// same bits. The reliability spec's fuzz_e2e_tiny.
 //
 // Input layout (fuzz/corpus/e2e_fuzzer has examples):
 //   byte 0      bits 0-1 media items given (copies of the image), bit 2 score instead of
@@ -33,14 +35,28 @@ namespace {
 // The model directory: $FLAMINGO_FUZZ_MODEL, else the OpenFlamingo parity model. The other
 // parity models (idefics, paper, video, quant_q8_0, quant_q4_0) take the same inputs down
 // other placements, gates, resamplers and weight types.
-flamingo::Session& session() {
-  static flamingo::Session s = [] {
+const std::shared_ptr<const flamingo::Model>& model() {
+  static const std::shared_ptr<const flamingo::Model> m = [] {
     flamingo::ModelOptions o;
     o.threads = 1;
     const char* dir = std::getenv("FLAMINGO_FUZZ_MODEL");
-    return flamingo::Session(flamingo::Model::load(dir ? dir : FLAMINGO_FUZZ_MODEL, o));
+    return flamingo::Model::load(dir ? dir : FLAMINGO_FUZZ_MODEL, o);
   }();
+  return m;
+}
+
+flamingo::Session& session() {
+  static flamingo::Session s(model());
   return s;
+}
+
+// A call that reused the previous prompt's keys and values must give bitwise what a new
+// session gives.
+void check_same(const flamingo::GenerateResult& got, const flamingo::GenerateResult& want) {
+  if (got.text != want.text || got.tokens.size() != want.tokens.size()) std::abort();
+  for (size_t i = 0; i < got.tokens.size(); ++i)
+    if (got.tokens[i].id != want.tokens[i].id || got.tokens[i].logprob != want.tokens[i].logprob)
+      std::abort();
 }
 
 void check(const flamingo::Error& e) {
@@ -97,9 +113,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const flamingo::Prompt prompt = build_prompt(prompt_text, media);
     if (flags & 4) {
-      const std::vector<flamingo::ScoreResult> scores =
-          session().score(prompt, {" a", std::string(prompt_text.substr(0, 8))});
+      const std::vector<std::string> conts = {" a", std::string(prompt_text.substr(0, 8))};
+      const std::vector<flamingo::ScoreResult> scores = session().score(prompt, conts);
       for (const flamingo::ScoreResult& s : scores) check_logprob(s.logprob);
+      if (session().timings().prompt_tokens_reused > 0) {
+        const std::vector<flamingo::ScoreResult> fresh =
+            flamingo::Session(model()).score(prompt, conts);
+        for (size_t i = 0; i < scores.size(); ++i)
+          if (scores[i].logprob != fresh[i].logprob) std::abort();
+      }
       return 0;
     }
     flamingo::GenerateOptions g;
@@ -119,6 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (r.tokens.size() > static_cast<size_t>(g.max_new_tokens)) std::abort();
     if (flamingo::text::find_invalid_utf8(r.text) != std::string_view::npos) std::abort();
     for (const flamingo::TokenInfo& t : r.tokens) check_logprob(t.logprob);
+    if (r.timings.prompt_tokens_reused > 0)
+      check_same(r, flamingo::Session(model()).generate(prompt, g));
   } catch (const flamingo::Error& e) {
     check(e);
   }
