@@ -4,8 +4,9 @@
 // address-space limits). Each must end with exactly one "error: ..." line on stderr naming the
 // problem, nothing on stdout, the exit code --help documents, and no crash (a signal or a
 // sanitizer report fails the test). Also: Ctrl+C during generation and during the model load
-// exits 130, and the same request in two processes, with 1 and with 2 threads, prints bitwise
-// the same tokens and log-probabilities. The model is the openflamingo parity fixture.
+// exits 130, the same request in two processes, with 1 and with 2 threads, prints bitwise
+// the same tokens and log-probabilities, and --query answers what each image gives alone. The
+// model is the openflamingo parity fixture.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -270,6 +271,53 @@ TEST(CaptionCli, LiteralTextStaysText) {
   const int special = prefill_tokens({"-p", "<image>x<|endofchunk|>"});
   EXPECT_EQ(prefill_tokens({"-p", "<image>", "--literal", "x", "-p", "<|endofchunk|>"}), special);
   EXPECT_GT(prefill_tokens({"-p", "<image>", "--literal", "x<|endofchunk|>"}), special + 1);
+}
+
+// --query runs a few-shot prompt once per image, each filling its last marker: every answer
+// is what the prompt with that image gives on its own, and the queries after the first run
+// only from their marker on (the session keeps the examples' keys and values).
+TEST(CaptionCli, QueriesRunTheFewShotPromptOncePerImage) {
+  if (std::string(FLAMINGO_CAPTION_BIN).empty())
+    GTEST_SKIP() << "flamingo-caption not built (FLAMINGO_BUILD_TOOLS=OFF)";
+  const std::string model = fixture().string();
+  const std::string shots =
+      "<image>An apple.<|endofchunk|><image>A dog.<|endofchunk|><image>This photo shows, in a "
+      "few words:";
+  const std::string img0 = image(), img1 = (fixture() / "images" / "1.png").string(),
+                    img2 = (fixture() / "images" / "2.png").string();
+  const CliRun r = run_cli({"-m", model, "--json", "-n", "6", "-p", shots, "--image", img0,
+                            "--image", img1, "--query", img2, "--query", img0});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  const std::string queries[] = {img2, img0};
+  for (size_t q = 0; q < 2; ++q) {
+    nlohmann::json got = nlohmann::json::parse(lines[q]);
+    EXPECT_EQ(got["image"], queries[q]);
+    const int kept = got["timings"]["prompt_tokens_reused"].get<int>();
+    if (q == 0)
+      EXPECT_EQ(kept, 0);
+    else
+      EXPECT_GT(kept, 0) << "the second query reruns the examples";
+    const CliRun alone = run_cli({"-m", model, "--json", "-n", "6", "-p", shots, "--image", img0,
+                                  "--image", img1, "--image", queries[q]});
+    ASSERT_EQ(alone.exit_code, 0) << alone.err;
+    nlohmann::json want = nlohmann::json::parse(alone.out);
+    EXPECT_EQ(got["timings"]["prefill_tokens"].get<int>() + kept,
+              want["timings"]["prefill_tokens"].get<int>());
+    for (nlohmann::json* j : {&got, &want}) {
+      j->erase("timings");
+      j->erase("image");
+    }
+    EXPECT_FALSE(got["tokens"].empty());
+    EXPECT_EQ(got, want) << "query " << q << ": tokens and log-probabilities bitwise";
+  }
+  expect_error({"-m", model, "--query", img0}, kUsage, "--query needs a prompt");
+  expect_error({"-m", model, "-p", shots, "--image", img0, "--query", img1}, kUsage,
+               "3 <image> markers but 2 images");
+  expect_error(
+      {"-m", model, "-p", shots, "--image", img0, "--image", img1, "--query", "/nonexistent/q.png"},
+      kImage, "/nonexistent/q.png");
 }
 
 // The same sampled request in separate processes with 1 and 2 threads: the same tokens and

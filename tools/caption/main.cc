@@ -41,7 +41,8 @@ struct UsageError {
 
 struct Options {
   std::string model_dir;
-  std::vector<std::string> images;  // --image and positional, in order
+  std::vector<std::string> images;   // --image and positional, in order
+  std::vector<std::string> queries;  // --query: one request each, filling the last marker
   // -p / -f text (template: special strings are tokens) and --literal text, in command-line
   // order; without any template part the model's caption prompt comes first, per image.
   struct PromptPart {
@@ -69,11 +70,14 @@ struct Options {
 const char* kHelp = R"(usage: flamingo-caption [options] [IMAGE ...]
 
 Captions each IMAGE with a Flamingo model, or runs one interleaved prompt (-p) whose <image>
-markers are filled by the images in order.
+markers are filled by the images in order, or runs it once per --query image (few-shot).
 
 options (defaults in brackets):
   -m, --model DIR         model directory [$FLAMINGO_MODEL, else the bundled demo model]
       --image FILE        an image for the next <image> marker (repeatable)
+      --query FILE        run the prompt once for this image, which fills its last <image>
+                          marker (the images before fill the others); repeatable, and only
+                          the prompt from that marker on runs again for each query
   -p, --prompt TEXT       prompt with <image> markers [the model's caption prompt, per image]
   -f, --prompt-file FILE  read the prompt from FILE
       --literal TEXT      text added to the prompt as it is: special strings such as <image>
@@ -165,6 +169,8 @@ std::optional<Options> parse_args(int argc, char** argv) {
       o.model_dir = value();
     } else if (a == "--image") {
       o.images.push_back(value());
+    } else if (a == "--query") {
+      o.queries.push_back(value());
     } else if (a == "-p" || a == "--prompt") {
       o.prompt_parts.push_back({false, value()});
       o.has_template = true;
@@ -205,6 +211,8 @@ std::optional<Options> parse_args(int argc, char** argv) {
       o.images.push_back(a);
     }
   }
+  if (!o.has_template && !o.queries.empty())
+    throw UsageError{"--query needs a prompt whose last <image> marker it fills (-p or -f)"};
   if (!o.has_template && o.images.empty()) throw UsageError{"no image given (see --help)"};
   return o;
 }
@@ -251,12 +259,14 @@ nlohmann::json timings_json(const flamingo::Timings& t, double load_ms) {
 
 void print_timings(const flamingo::Timings& t, double load_ms) {
   auto rate = [](int n, double ms) { return ms > 0 ? 1000.0 * n / ms : 0.0; };
+  const std::string kept =
+      t.prompt_tokens_reused > 0 ? " (+" + std::to_string(t.prompt_tokens_reused) + " kept)" : "";
   std::fprintf(stderr,
                "timings: load %.1f ms | preprocess %.1f ms | vision %.1f ms | resampler %.1f ms | "
-               "prefill %d tok %.1f ms (%.1f tok/s) | decode %d tok %.1f ms (%.1f tok/s)\n",
+               "prefill %d tok%s %.1f ms (%.1f tok/s) | decode %d tok %.1f ms (%.1f tok/s)\n",
                load_ms, t.image_preprocess_ms, t.vision_ms, t.resampler_ms, t.prefill_tokens,
-               t.prefill_ms, rate(t.prefill_tokens, t.prefill_ms), t.decode_tokens, t.decode_ms,
-               rate(t.decode_tokens, t.decode_ms));
+               kept.c_str(), t.prefill_ms, rate(t.prefill_tokens, t.prefill_ms), t.decode_tokens,
+               t.decode_ms, rate(t.decode_tokens, t.decode_ms));
 }
 
 std::string json_dump(const nlohmann::json& j) {
@@ -300,15 +310,18 @@ int run(const Options& o) {
                  flamingo::build_info().kernel_path.c_str(), i.pack_cache.c_str());
   }
 
-  std::vector<flamingo::Image> images;
+  std::vector<flamingo::Image> images, queries;
   try {
     for (const std::string& path : o.images) images.push_back(flamingo::Image::from_file(path));
+    for (const std::string& path : o.queries) queries.push_back(flamingo::Image::from_file(path));
   } catch (const flamingo::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return exit_code(e, kExitImage);
   }
 
-  // One request per image with the default prompt, or one request for an explicit prompt.
+  // One request per image with the default prompt, one per query image, or one request for an
+  // explicit prompt. The queries share one session, which runs each only from where it parts
+  // from the one before: its image's marker.
   auto make_prompt = [&](std::vector<flamingo::Media> media) {
     flamingo::Prompt p(o.has_template ? std::string() : model->info().default_prompt,
                        std::move(media));
@@ -321,9 +334,18 @@ int run(const Options& o) {
     return p;
   };
   std::vector<flamingo::Prompt> requests;
-  if (o.has_template) {
+  std::vector<std::string> request_image;  // the image a request is about, for --json
+  if (!queries.empty()) {
+    for (size_t q = 0; q < queries.size(); ++q) {
+      std::vector<flamingo::Media> media(images.begin(), images.end());
+      media.emplace_back(queries[q]);
+      requests.push_back(make_prompt(std::move(media)));
+      request_image.push_back(o.queries[q]);
+    }
+  } else if (o.has_template) {
     requests.push_back(make_prompt(std::vector<flamingo::Media>(images.begin(), images.end())));
   } else {
+    request_image = o.images;
     for (const flamingo::Image& img : images)
       requests.push_back(make_prompt(std::vector<flamingo::Media>{img}));
   }
@@ -349,6 +371,7 @@ int run(const Options& o) {
         if (o.json) {
           nlohmann::json j = {{"scores", nlohmann::json::array()},
                               {"timings", timings_json(session.timings(), model->load_ms())}};
+          if (r < request_image.size()) j["image"] = request_image[r];
           for (const auto& x : s)
             j["scores"].push_back(
                 {{"text", x.continuation}, {"logprob", x.logprob}, {"tokens", x.tokens}});
@@ -366,7 +389,7 @@ int run(const Options& o) {
                             {"stop_reason", flamingo::stop_reason_name(res.stop_reason)},
                             {"seed", o.seed},
                             {"timings", timings_json(res.timings, model->load_ms())}};
-        if (!o.has_template) j["image"] = o.images[r];
+        if (r < request_image.size()) j["image"] = request_image[r];
         for (const auto& t : res.tokens)
           j["tokens"].push_back({{"id", t.id}, {"piece", t.piece}, {"logprob", t.logprob}});
         std::puts(json_dump(j).c_str());
