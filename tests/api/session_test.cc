@@ -345,10 +345,7 @@ TEST(Session, OneBeamEqualsGreedy) {
   if (beam.tokens.size() == greedy.tokens.size()) EXPECT_GE(lb, lg - 1e-4);
 }
 
-// The previous prompt's keys and values are reused as far as the next prompt starts the same
-// way (tokens and Image objects), and the results are bitwise those of a new session: greedy,
-// beam search and scoring, on every parity fixture (OpenFlamingo, IDEFICS, the paper's variant,
-// q8_0 and q4_0 weights, video with media-time embeddings).
+// Same text, tokens, bitwise log-probabilities and stop reason.
 void expect_same_results(const GenerateResult& got, const GenerateResult& want) {
   EXPECT_EQ(got.text, want.text);
   ASSERT_EQ(got.tokens.size(), want.tokens.size());
@@ -359,6 +356,10 @@ void expect_same_results(const GenerateResult& got, const GenerateResult& want) 
   EXPECT_EQ(got.stop_reason, want.stop_reason);
 }
 
+// The previous prompt's keys and values are reused as far as the next prompt starts the same
+// way (tokens and Image objects), and the results are bitwise those of a new session: greedy,
+// beam search and scoring, on every parity fixture (OpenFlamingo, IDEFICS, the paper's variant,
+// q8_0 and q4_0 weights, video with media-time embeddings).
 TEST(Session, APromptThatStartsLikeTheLastOneReusesItsKeysAndValues) {
   for (const char* fixture :
        {"openflamingo", "idefics", "paper", "quant_q8_0", "quant_q4_0", "video"}) {
