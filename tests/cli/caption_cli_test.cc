@@ -312,6 +312,22 @@ TEST(CaptionCli, QueriesRunTheFewShotPromptOncePerImage) {
     EXPECT_FALSE(got["tokens"].empty());
     EXPECT_EQ(got, want) << "query " << q << ": tokens and log-probabilities bitwise";
   }
+  // Scoring: one JSON object per query, each with the scores of the prompt run alone.
+  const CliRun sc =
+      run_cli({"-m", model, "--json", "-p", shots, "--image", img0, "--image", img1, "--query",
+               img2, "--query", img0, "--score", " a cat", "--score", " two red apples"});
+  ASSERT_EQ(sc.exit_code, 0) << sc.err;
+  const std::vector<std::string> scored = lines_of(sc.out);
+  ASSERT_EQ(scored.size(), 2u) << sc.out;
+  for (size_t q = 0; q < 2; ++q) {
+    const nlohmann::json got = nlohmann::json::parse(scored[q]);
+    EXPECT_EQ(got["image"], queries[q]);
+    const CliRun alone =
+        run_cli({"-m", model, "--json", "-p", shots, "--image", img0, "--image", img1, "--image",
+                 queries[q], "--score", " a cat", "--score", " two red apples"});
+    ASSERT_EQ(alone.exit_code, 0) << alone.err;
+    EXPECT_EQ(got["scores"], nlohmann::json::parse(alone.out)["scores"]) << "query " << q;
+  }
   expect_error({"-m", model, "--query", img0}, kUsage, "--query needs a prompt");
   expect_error({"-m", model, "-p", shots, "--image", img0, "--query", img1}, kUsage,
                "3 <image> markers but 2 images");
