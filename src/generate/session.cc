@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <type_traits>
 #include <utility>
 
 #include "api/image_impl.h"
@@ -60,12 +61,8 @@ struct Session::Impl {
   // prefills of at least kBatchInvariantTokens tokens (so exactly as a new session writes
   // them); empty while the cache holds nothing reusable. Its media entries are held so that
   // the MediaKV pointers it is compared by cannot be reused by another item.
-  struct KeptPrompt {
-    std::vector<int32_t> ids;
-    std::vector<const model::MediaKV*> media_of_token;
-    std::vector<std::shared_ptr<const MediaEntry>> media;
-  };
-  KeptPrompt kept;
+  Prepared kept;
+  static_assert(std::is_nothrow_move_assignable_v<Prepared>);
 
   explicit Impl(std::shared_ptr<const Model> model)
       : model_ptr(std::move(model)), m(model_ptr->impl()) {}
@@ -210,7 +207,9 @@ struct Session::Impl {
     timings.prefill_ms = ms_since(t0);
     timings.prefill_tokens = static_cast<int>(n - reuse);
     timings.prompt_tokens_reused = static_cast<int>(reuse);
-    if (n >= batch) kept = {p.ids, p.media_of_token, p.media};
+    // Copied whole before it is moved in: a copy failing half-way (out of memory) must leave
+    // kept empty, not ids of one prompt beside media of another.
+    if (n >= batch) kept = Prepared(p);
     return logits;
   }
 
