@@ -18,10 +18,10 @@
 #include <memory>
 #include <vector>
 
-#include "kernels/conv_isa.h"
 #include "kernels/cpu.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/matmul_packed.h"
+#include "kernels/pack_a_isa.h"
 #include "kernels/work_estimate.h"
 #include "util/check.h"
 #include "util/thread_pool.h"
@@ -317,7 +317,7 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
         const int64_t m0 = mb * kMc, rows = std::min(kMc, pixels - m0);
         const PackedMatrix::Impl& w = c.groups[static_cast<size_t>(g)].impl();
         thread_local Scratch s;
-        s.a_packed.resize(static_cast<size_t>(kMc * kKc + 8));  // + interleave6's overhang
+        s.a_packed.resize(static_cast<size_t>(kMc * kKc));
         if (dequant) s.b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
         float* c_base = out + m0 * p.out_c + g * cout;
         for (int64_t k0 = 0; k0 < k_total; k0 += kKc) {
