@@ -26,7 +26,7 @@ struct KernelSet {
   detail::QuantizeRowsFn quantize_rows;
   detail::DequantFn dequant[kNumPanelTypes];  // null for f32: the GEMM reads its panels in place
   detail::GemmFn gemm;
-  void (*interleave6)(const float* const*, int64_t, float*);  // null: pack_a's scalar loop
+  void (*interleave)(const float* const*, int, int64_t, float*);  // null: pack_a's scalar loop
 };
 
 const KernelSet kScalar = {
@@ -45,7 +45,7 @@ const KernelSet kAvx2 = {
     {nullptr, detail::dequant_panel_f16_avx2, detail::dequant_panel_bf16_avx2,
      detail::dequant_panel_q8_0_avx2, detail::dequant_panel_q4_0_avx2},
     detail::f32_gemm_6x16_avx2,
-    avx2::interleave6};
+    avx2::interleave_rows};
 
 // Below this many rows of A, streaming the weights once (GEMV) beats packing A for the GEMM.
 constexpr int64_t kGemmMinRows = kMatmulBatchInvariantRows;
@@ -134,17 +134,16 @@ void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
 
 // a_packed[tile][kk * mr + r] for row tiles of kGemmMr rows (the last one may be shorter).
 // With few columns of W per row of A (a 1×1 conv of 128 channels), the element-by-element
-// transpose took 9 % of the call; full tiles go through the ISA's interleave.
+// transpose took 9 % of the call; the ISA's interleave does it in registers.
 void pack_a(const KernelSet& ks, const float* a, int64_t lda, int64_t rows, int64_t k0, int64_t kc,
             float* dst) {
-  static_assert(kGemmMr == 6);
   for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
     const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
     const float* src = a + r0 * lda + k0;
-    if (ks.interleave6 && mr == kGemmMr) {
-      const float* const row[kGemmMr] = {src,           src + lda,     src + 2 * lda,
-                                         src + 3 * lda, src + 4 * lda, src + 5 * lda};
-      ks.interleave6(row, kc, dst);
+    if (ks.interleave) {
+      const float* row[kGemmMr];
+      for (int r = 0; r < mr; ++r) row[r] = src + r * lda;
+      ks.interleave(row, mr, kc, dst);
     } else {
       for (int64_t kk = 0; kk < kc; ++kk)
         for (int r = 0; r < mr; ++r) dst[kk * mr + r] = src[r * lda + kk];

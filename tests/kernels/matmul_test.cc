@@ -395,31 +395,34 @@ TEST(MatmulAgreement, ScalarAndAvx2Agree) {
   }
 }
 
-// The AVX2 interleave that packs six rows of A (matmul) or of patches (conv) for the 6×16
-// micro-kernel: exactly the layout's definition, zeros for absent rows, and no byte written
-// outside its 6·len floats (matmul packs the neighbouring tiles on other threads).
-TEST(PackA, Interleave6FollowsTheLayoutAndStaysInItsRun) {
+// The AVX2 interleave that packs tiles of 1-6 rows of A (matmul) or of patches (conv) for the
+// 6×16 micro-kernel: exactly the layout's definition, zeros for absent rows, and no byte
+// written outside its rows·len floats (matmul packs the neighbouring tiles on other threads).
+TEST(PackA, InterleaveRowsFollowsTheLayoutAndStaysInItsRun) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
   constexpr int64_t kGuard = 16;
   const float canary = -12345.f;
-  for (int64_t len : {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 128, 129}) {
-    for (int absent : {-1, 0, 3, 5}) {
-      const std::vector<float> src =
-          random_floats(static_cast<size_t>(6 * len), static_cast<uint64_t>(len));
-      const float* rows[6];
-      for (int r = 0; r < 6; ++r) rows[r] = r == absent ? nullptr : src.data() + r * len;
-      std::vector<float> dst(static_cast<size_t>(6 * len + 2 * kGuard), canary);
-      avx2::interleave6(rows, len, dst.data() + kGuard);
-      for (int64_t i = 0; i < kGuard; ++i) {
-        EXPECT_EQ(dst[static_cast<size_t>(i)], canary) << "len " << len << " before " << i;
-        EXPECT_EQ(dst[static_cast<size_t>(kGuard + 6 * len + i)], canary)
-            << "len " << len << " past " << i;
+  for (int rows = 1; rows <= 6; ++rows) {
+    for (int64_t len : {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 128, 129}) {
+      for (int absent : {-1, 0, 3, 5}) {
+        SCOPED_TRACE(::testing::Message()
+                     << "rows " << rows << " len " << len << " absent " << absent);
+        const std::vector<float> src = random_floats(static_cast<size_t>(rows * len),
+                                                     static_cast<uint64_t>(rows * 1000 + len));
+        const float* ptr[6];
+        for (int r = 0; r < rows; ++r) ptr[r] = r == absent ? nullptr : src.data() + r * len;
+        std::vector<float> dst(static_cast<size_t>(rows * len + 2 * kGuard), canary);
+        avx2::interleave_rows(ptr, rows, len, dst.data() + kGuard);
+        for (int64_t i = 0; i < kGuard; ++i) {
+          EXPECT_EQ(dst[static_cast<size_t>(i)], canary) << "before " << i;
+          EXPECT_EQ(dst[static_cast<size_t>(kGuard + rows * len + i)], canary) << "past " << i;
+        }
+        for (int64_t t = 0; t < len; ++t)
+          for (int r = 0; r < rows; ++r)
+            ASSERT_EQ(dst[static_cast<size_t>(kGuard + t * rows + r)],
+                      r == absent ? 0.f : src[static_cast<size_t>(r * len + t)])
+                << "t " << t << " row " << r;
       }
-      for (int64_t t = 0; t < len; ++t)
-        for (int r = 0; r < 6; ++r)
-          ASSERT_EQ(dst[static_cast<size_t>(kGuard + t * 6 + r)],
-                    r == absent ? 0.f : src[static_cast<size_t>(r * len + t)])
-              << "len " << len << " t " << t << " row " << r << " absent " << absent;
     }
   }
 }
