@@ -21,7 +21,7 @@
 #include "kernels/cpu.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/matmul_packed.h"
-#include "kernels/pack_a_isa.h"
+#include "kernels/pack_a.h"
 #include "kernels/work_estimate.h"
 #include "util/check.h"
 #include "util/thread_pool.h"
@@ -105,7 +105,7 @@ struct Geometry {
 // Column k is tap k / cin, input channel k % cin, so a tile is gathered one run of channels
 // at a time, all its rows together.
 void pack_patches(const Geometry& g, int64_t group, int64_t m0, int64_t rows, int64_t k0,
-                  int64_t kc, bool avx, float* dst) {
+                  int64_t kc, float* dst) {
   for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
     const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
     int64_t y0[kGemmMr], x0[kGemmMr];
@@ -123,13 +123,7 @@ void pack_patches(const Geometry& g, int64_t group, int64_t m0, int64_t rows, in
         const bool inside = iy >= 0 && iy < g.in_h && ix >= 0 && ix < g.in_w;
         src[r] = inside ? g.in + (iy * g.in_w + ix) * g.in_c + group * g.cin + i : nullptr;
       }
-      float* d = dst + (k - k0) * mr;
-      if (avx) {
-        avx2::interleave_rows(src, mr, len, d);
-      } else {
-        for (int64_t t = 0; t < len; ++t)
-          for (int r = 0; r < mr; ++r) d[t * mr + r] = src[r] ? src[r][t] : 0.f;
-      }
+      detail::interleave_rows(src, mr, len, dst + (k - k0) * mr);
       k += len;
     }
     dst += kc * mr;
@@ -322,7 +316,7 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
         float* c_base = out + m0 * p.out_c + g * cout;
         for (int64_t k0 = 0; k0 < k_total; k0 += kKc) {
           const int64_t kc = std::min(kKc, k_total - k0);
-          pack_patches(geo, g, m0, rows, k0, kc, avx, s.a_packed.data());
+          pack_patches(geo, g, m0, rows, k0, kc, s.a_packed.data());
           for (int64_t panel = 0; panel < w.num_panels; ++panel) {
             const float* b;
             if (dequant) {

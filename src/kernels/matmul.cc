@@ -8,7 +8,7 @@
 
 #include "kernels/cpu.h"
 #include "kernels/matmul_packed.h"
-#include "kernels/pack_a_isa.h"
+#include "kernels/pack_a.h"
 #include "kernels/work_estimate.h"
 #include "util/check.h"
 #include "util/thread_pool.h"
@@ -26,7 +26,6 @@ struct KernelSet {
   detail::QuantizeRowsFn quantize_rows;
   detail::DequantFn dequant[kNumPanelTypes];  // null for f32: the GEMM reads its panels in place
   detail::GemmFn gemm;
-  void (*interleave)(const float* const*, int, int64_t, float*);  // null: pack_a's scalar loop
 };
 
 const KernelSet kScalar = {
@@ -35,8 +34,7 @@ const KernelSet kScalar = {
     detail::quantize_rows_q8_scalar,
     {nullptr, detail::dequant_panel_f16_scalar, detail::dequant_panel_bf16_scalar,
      detail::dequant_panel_q8_0_scalar, detail::dequant_panel_q4_0_scalar},
-    detail::f32_gemm_6x16_scalar,
-    nullptr};
+    detail::f32_gemm_6x16_scalar};
 
 const KernelSet kAvx2 = {
     {detail::gemv_f32_avx2, detail::gemv_f16_avx2, detail::gemv_bf16_avx2, nullptr, nullptr},
@@ -44,8 +42,7 @@ const KernelSet kAvx2 = {
     detail::quantize_rows_q8_avx2,
     {nullptr, detail::dequant_panel_f16_avx2, detail::dequant_panel_bf16_avx2,
      detail::dequant_panel_q8_0_avx2, detail::dequant_panel_q4_0_avx2},
-    detail::f32_gemm_6x16_avx2,
-    avx2::interleave_rows};
+    detail::f32_gemm_6x16_avx2};
 
 // Below this many rows of A, streaming the weights once (GEMV) beats packing A for the GEMM.
 constexpr int64_t kGemmMinRows = kMatmulBatchInvariantRows;
@@ -135,19 +132,12 @@ void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
 // a_packed[tile][kk * mr + r] for row tiles of kGemmMr rows (the last one may be shorter).
 // With few columns of W per row of A (a 1×1 conv of 128 channels), the element-by-element
 // transpose took 9 % of the call; the ISA's interleave does it in registers.
-void pack_a(const KernelSet& ks, const float* a, int64_t lda, int64_t rows, int64_t k0, int64_t kc,
-            float* dst) {
+void pack_a(const float* a, int64_t lda, int64_t rows, int64_t k0, int64_t kc, float* dst) {
   for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
     const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
-    const float* src = a + r0 * lda + k0;
-    if (ks.interleave) {
-      const float* row[kGemmMr];
-      for (int r = 0; r < mr; ++r) row[r] = src + r * lda;
-      ks.interleave(row, mr, kc, dst);
-    } else {
-      for (int64_t kk = 0; kk < kc; ++kk)
-        for (int r = 0; r < mr; ++r) dst[kk * mr + r] = src[r * lda + kk];
-    }
+    const float* row[kGemmMr];
+    for (int r = 0; r < mr; ++r) row[r] = a + (r0 + r) * lda + k0;
+    detail::interleave_rows(row, mr, kc, dst);
     dst += kc * mr;
   }
 }
@@ -179,7 +169,7 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
         [&](int64_t t) {
           const int64_t k0 = t / m_blocks * kc_block, m0 = t % m_blocks * kMc;
           const int64_t kc = std::min(kc_block, w.k - k0);
-          pack_a(ks, a_chunk + m0 * lda, lda, std::min(kMc, crows - m0), k0, kc,
+          pack_a(a_chunk + m0 * lda, lda, std::min(kMc, crows - m0), k0, kc,
                  a_packed + k0 * crows + m0 * kc);
         },
         detail::stream_ns(8.0 * static_cast<double>(crows * w.k)));
