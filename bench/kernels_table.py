@@ -138,7 +138,8 @@ def render_matmul(results, limits, doc):
     else:
         yardstick = "% of the measured FMA peak × threads"
     lines = ["## Matmul (C[M,N] = A[M,K]·Wᵀ, fp32 activations)", "",
-             "M = 1 (GEMV): weight GB/s (bytes of the weights in their storage type per call) and "
+             "M < 8 (GEMV: the weights streamed once for all the rows): weight GB/s (bytes of the "
+             "weights in their storage type per call) and "
              "% of the memory bandwidth at the same thread count (the larger of the triad and the "
              "read-only sweep; every call reads a different copy of the weights, 4× the L3 in "
              "all, so they come from DRAM). M > 1: GFLOP/s and " + yardstick + ". `×blas`: "
@@ -161,7 +162,7 @@ def render_matmul(results, limits, doc):
                  "time_ms": r["real_time_ms"]}
             if blas:
                 e["ratio_openblas"] = r["FLOP/s"] / blas["FLOP/s"]
-            if M == 1:
+            if M < 8:
                 bw = max(limits["triad"].get(t, 0), limits["read"].get(t, 0)) or None
                 text = f"{e['weight_GB/s']:.1f} GB/s"
                 if bw:

@@ -186,7 +186,7 @@ void run_microkernel(benchmark::State& state, fk::detail::GemmFn gemm, int64_t k
   std::vector<float> c(static_cast<size_t>(kTiles * 6 * 16));
   for (auto _ : state) {
     for (int64_t t = 0; t < kTiles; ++t)
-      gemm(6, kc, a.data() + t * 6 * kc, b.data(), c.data() + t * 96, 16, 16, true, nullptr);
+      gemm(6, kc, a.data() + t * 6 * kc, b.data(), c.data() + t * 96, 16, 16, true, nullptr, 1);
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
@@ -269,7 +269,7 @@ void register_all() {
       {2048, 2048}, {2048, 5632}, {5632, 2048}, {4096, 4096}};
   const WeightType types[] = {WeightType::kF32, WeightType::kF16, WeightType::kBF16,
                               WeightType::kQ8_0, WeightType::kQ4_0};
-  for (int64_t m : {1, 4, 7, 8, 64, 512}) {
+  for (int64_t m : {1, 4, 7, 8, 16, 64, 512}) {
     // Copies, not structured bindings: lambdas may capture those only since clang 16.
     for (const auto& shape : shapes) {
       const int64_t k = shape.first, n = shape.second;

@@ -101,13 +101,14 @@ struct Geometry {
 };
 
 // Writes rows [m0, m0+rows) × columns [k0, k0+kc) of group g's implicit im2col matrix into
-// the micro-kernel's packed-A layout: tiles of kGemmMr rows, element (r, kk) at kk·mr + r.
+// the micro-kernel's packed-A layout: the row tiles of gemm_tile_rows, element (r, kk) at
+// kk·mr + r.
 // Column k is tap k / cin, input channel k % cin, so a tile is gathered one run of channels
 // at a time, all its rows together.
 void pack_patches(const Geometry& g, int64_t group, int64_t m0, int64_t rows, int64_t k0,
                   int64_t kc, float* dst) {
-  for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
-    const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
+  for (int64_t r0 = 0, mr; r0 < rows; r0 += mr) {
+    mr = detail::gemm_tile_rows(rows - r0);
     int64_t y0[kGemmMr], x0[kGemmMr];
     for (int r = 0; r < mr; ++r) {
       const int64_t pixel = m0 + r0 + r;
@@ -123,7 +124,7 @@ void pack_patches(const Geometry& g, int64_t group, int64_t m0, int64_t rows, in
         const bool inside = iy >= 0 && iy < g.in_h && ix >= 0 && ix < g.in_w;
         src[r] = inside ? g.in + (iy * g.in_w + ix) * g.in_c + group * g.cin + i : nullptr;
       }
-      detail::interleave_rows(src, mr, len, dst + (k - k0) * mr);
+      detail::interleave_rows(src, static_cast<int>(mr), len, dst + (k - k0) * mr);
       k += len;
     }
     dst += kc * mr;
@@ -327,13 +328,15 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
             }
             const int64_t n0 = panel * kPanelRows;
             const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, cout - n0));
-            const NextWeights next = next_weights(w, panel, 0, w.num_panels, k0, kc, kKc);
+            const NextWeights next =
+                next_weights(w, panel, 0, w.num_panels, k0, kc, kKc, detail::gemm_row_tiles(rows));
             const float* ap = s.a_packed.data();
-            for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
-              const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
-              gemm(mr, kc, ap, b, c_base + r0 * p.out_c + n0, p.out_c, nr, k0 > 0,
-                   next.slice(r0 / kGemmMr));
+            for (int64_t r0 = 0, tile = 0; r0 < rows; ++tile) {
+              const int mr = detail::gemm_tile_rows(rows - r0);
+              gemm(mr, kc, ap, b, c_base + r0 * p.out_c + n0, p.out_c, nr, k0 > 0, next.slice(tile),
+                   next.lines);
               ap += kc * mr;
+              r0 += mr;
             }
           }
         }

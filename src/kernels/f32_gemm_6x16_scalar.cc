@@ -4,8 +4,8 @@
 namespace flamingo::kernels::detail {
 
 void f32_gemm_6x16_scalar(int mr, int64_t kc, const float* a_packed, const float* b, float* c,
-                          int64_t ldc, int nr, bool add,
-                          const void* /*prefetch: no portable hint*/) {
+                          int64_t ldc, int nr, bool add, const void* /*prefetch: no portable hint*/,
+                          int /*prefetch_lines*/) {
   float acc[kGemmMr][kPanelRows] = {};
   for (int64_t kk = 0; kk < kc; ++kk) {
     const float* bk = b + kk * kPanelRows;

@@ -129,15 +129,15 @@ void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
       detail::stream_ns(bytes));
 }
 
-// a_packed[tile][kk * mr + r] for row tiles of kGemmMr rows (the last one may be shorter).
+// a_packed[tile][kk * mr + r] for the row tiles of gemm_tile_rows.
 // With few columns of W per row of A (a 1×1 conv of 128 channels), the element-by-element
 // transpose took 9 % of the call; the ISA's interleave does it in registers.
 void pack_a(const float* a, int64_t lda, int64_t rows, int64_t k0, int64_t kc, float* dst) {
-  for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
-    const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
+  for (int64_t r0 = 0, mr; r0 < rows; r0 += mr) {
+    mr = detail::gemm_tile_rows(rows - r0);
     const float* row[kGemmMr];
     for (int r = 0; r < mr; ++r) row[r] = a + (r0 + r) * lda + k0;
-    detail::interleave_rows(row, mr, kc, dst);
+    detail::interleave_rows(row, static_cast<int>(mr), kc, dst);
     dst += kc * mr;
   }
 }
@@ -200,13 +200,15 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
               }
               const int64_t n0 = p * kPanelRows;
               const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
-              const NextWeights next = next_weights(w, p, p0, p1, k0, kc, kc_block);
+              const NextWeights next =
+                  next_weights(w, p, p0, p1, k0, kc, kc_block, detail::gemm_row_tiles(rows));
               const float* ap = a_block;
-              for (int64_t r0 = 0; r0 < rows; r0 += kGemmMr) {
-                const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, rows - r0));
-                gemm(mr, kc, ap, b, c_chunk + (m0 + r0) * ldc + n0, ldc, nr, add,
-                     next.slice(r0 / kGemmMr));
+              for (int64_t r0 = 0, tile = 0; r0 < rows; ++tile) {
+                const int mr = detail::gemm_tile_rows(rows - r0);
+                gemm(mr, kc, ap, b, c_chunk + (m0 + r0) * ldc + n0, ldc, nr, add, next.slice(tile),
+                     next.lines);
                 ap += kc * mr;
+                r0 += mr;
               }
             }
           }
@@ -236,15 +238,18 @@ void finish_block(float* c, int64_t ldc, int64_t rows, int64_t n0, int64_t n1,
 }
 
 NextWeights next_weights(const PackedMatrix::Impl& w, int64_t p, int64_t p0, int64_t p1, int64_t k0,
-                         int64_t kc, int64_t k_block) {
+                         int64_t kc, int64_t k_block, int64_t row_tiles) {
   const int64_t pn = p + 1 < p1 ? p + 1 : p0;
   const int64_t kn = p + 1 < p1 ? k0 : k0 + kc;
   NextWeights next;
-  next.slice_bytes = kc / 4 * 64;
-  if (kn >= w.k || next.slice_bytes == 0) return next;
+  const int64_t passes = kc / 4;
+  if (kn >= w.k || passes == 0) return next;
   const auto type = static_cast<detail::PanelType>(w.type);
-  next.at = w.panel(pn) + detail::panel_bytes(type, kn);
   const auto bytes = static_cast<int64_t>(detail::panel_bytes(type, std::min(k_block, w.k - kn)));
+  const int64_t lines = (bytes + 63) / 64, reach = std::max<int64_t>(row_tiles, 1) * passes;
+  while (next.lines < 4 && next.lines * reach < lines) next.lines *= 2;
+  next.slice_bytes = passes * 64 * next.lines;
+  next.at = w.panel(pn) + detail::panel_bytes(type, kn);
   next.tiles = (bytes + next.slice_bytes - 1) / next.slice_bytes;
   return next;
 }

@@ -66,11 +66,27 @@ using DequantFn = void (*)(const uint8_t* panel, int64_t k0, int64_t kc, float* 
 
 // Register-tiled micro-kernel: acc[r][j] = Σ_kk a_packed[kk*mr + r] · b[kk*16 + j] for
 // r < mr ≤ 6, then C[r][j] = acc (add = false) or C[r][j] += acc (add = true) for j < nr ≤ 16.
-// When prefetch is not null, the kernel also pulls the kc/4 consecutive 64-byte lines there
-// towards L1, one per 4 k, so that the dispatcher can fetch the next weights a slice per call.
+// When prefetch is not null, the kernel also pulls kc/4 · prefetch_lines consecutive 64-byte
+// lines there towards L1, prefetch_lines (1, 2 or 4) per 4 k, so that the dispatcher can fetch
+// the next weights a slice per call, at the pace that the block's few or many row tiles need.
 using GemmFn = void (*)(int mr, int64_t kc, const float* a_packed, const float* b, float* c,
-                        int64_t ldc, int nr, bool add, const void* prefetch);
+                        int64_t ldc, int nr, bool add, const void* prefetch, int prefetch_lines);
 constexpr int kGemmMr = 6;
+
+// Rows of the next row tile of a block when `left` rows of it remain: six, but the last 7 to 9
+// rows go as 4 + 3, 4 + 4 and 5 + 4. A tile of r rows runs 2r FMA chains, and below 4 rows
+// (8 chains) the FMA latency, not the throughput, sets its pace: the 2 rows after a 6-row tile
+// took a quarter of a GEMM's time at M = 8. Each element is summed in k order whatever tile
+// holds its row, so the partition changes no bit of the result.
+constexpr int gemm_tile_rows(int64_t left) {
+  return left <= kGemmMr ? static_cast<int>(left) : left <= 8 ? 4 : left == 9 ? 5 : kGemmMr;
+}
+// Row tiles of a block of `rows` rows.
+constexpr int64_t gemm_row_tiles(int64_t rows) {
+  int64_t tiles = 0;
+  for (int64_t left = rows; left > 0; left -= gemm_tile_rows(left)) ++tiles;
+  return tiles;
+}
 
 // Packs rows [0, nr) of one panel (nr ≤ 16) into the layout above, leaving the bytes of rows
 // past nr as they are. rows[r] points at row r's K values (f32 or 16-bit) or codes (Q8_0: K
@@ -93,7 +109,7 @@ using PackPanelFn = void (*)(const uint8_t* const* rows, int nr, const uint16_t*
   void dequant_panel_q8_0_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
   void dequant_panel_q4_0_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
   void f32_gemm_6x16_##isa(int, int64_t, const float*, const float*, float*, int64_t, int, bool, \
-                           const void*);                                                         \
+                           const void*, int);                                                    \
   void pack_panel_f32_##isa(const uint8_t* const*, int, const uint16_t*, int64_t, uint8_t*);     \
   void pack_panel_x16_##isa(const uint8_t* const*, int, const uint16_t*, int64_t, uint8_t*);     \
   void pack_panel_q8_0_##isa(const uint8_t* const*, int, const uint16_t*, int64_t, uint8_t*);    \

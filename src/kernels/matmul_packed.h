@@ -26,17 +26,20 @@ struct PackedMatrix::Impl {
 
 // What a blocked GEMM over panels [p0, p1) and k blocks of k_block columns reads after the
 // sub-panel (p, k0): the next panel's k block, or after the last panel the first one's next
-// k block. The first row tiles of the current sub-panel prefetch it a slice each (GemmFn pulls
-// kc/4 lines), so that its cache misses overlap with the FMAs instead of stalling the next
-// panel's first tile.
+// k block. The first of the block's `row_tiles` row tiles prefetch it a slice each (GemmFn
+// pulls kc/4 · lines lines), so that its cache misses overlap with the FMAs instead of
+// stalling the next panel's first tile. Many tiles take one line per 4 k each; a block of one
+// or two (a prompt of 8 to 23 tokens) takes 2 or 4, or most of a sub-panel streamed from DRAM
+// would arrive only when its FMAs ask for it.
 struct NextWeights {
   const uint8_t* at = nullptr;
   int64_t tiles = 0;        // row tiles that prefetch a slice
   int64_t slice_bytes = 0;  // bytes each one prefetches
+  int lines = 1;            // lines per 4 k
   const void* slice(int64_t tile) const { return tile < tiles ? at + tile * slice_bytes : nullptr; }
 };
 NextWeights next_weights(const PackedMatrix::Impl& w, int64_t p, int64_t p0, int64_t p1, int64_t k0,
-                         int64_t kc, int64_t k_block);
+                         int64_t kc, int64_t k_block, int64_t row_tiles);
 
 // Columns [n0, n1) of `rows` rows of C (row stride ldc) hold A·Wᵀ: add ep.bias[n0..n1) and
 // apply ep's activation. The GEMM and the convolution call it on each block they complete.

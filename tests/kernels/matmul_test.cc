@@ -731,29 +731,70 @@ TEST(MatmulPacking, LayoutDigestIsStable) {
 
 // The GEMM's prefetch plan: after sub-panel (p, k0) the first row tiles prefetch the next
 // panel's same k block, or after the last panel of [p0, p1) the first one's next k block,
-// slices of kc/4 lines that together cover exactly that sub-panel in its storage type; none
-// after the last k block. A hint only, but a wrong plan would fetch the wrong lines silently.
+// slices of kc/4 · lines lines that together cover exactly that sub-panel in its storage type;
+// none after the last k block. Lines per 4 k is the least of 1, 2, 4 with which the block's
+// row tiles cover it. A hint only, but a wrong plan would fetch the wrong lines silently.
 TEST(MatmulPacking, NextWeightsCoverTheNextSubPanel) {
   for (WeightType t : kAllTypes) {
     const TestWeights w = make_weights(t, 64, 800, 5);  // 4 panels; k blocks 512 + 288
     const PackedMatrix packed = pack_matrix(w.view());
     const PackedMatrix::Impl& m = packed.impl();
     const auto type = static_cast<detail::PanelType>(t);
-    const auto covers = [&](const NextWeights& nw, int64_t panel, int64_t k0, int64_t kc,
-                            int64_t next_kc) {
-      EXPECT_EQ(nw.at, m.panel(panel) + detail::panel_bytes(type, k0)) << weight_type_name(t);
-      EXPECT_EQ(nw.slice_bytes, kc / 4 * 64);
-      const auto bytes = static_cast<int64_t>(detail::panel_bytes(type, next_kc));
-      EXPECT_GE(nw.tiles * nw.slice_bytes, bytes);
-      EXPECT_LT((nw.tiles - 1) * nw.slice_bytes, bytes);
-      EXPECT_EQ(nw.slice(0), nw.at);
-      EXPECT_EQ(nw.slice(nw.tiles), nullptr);
-    };
-    covers(next_weights(m, 1, 1, 3, 0, 512, 512), 2, 0, 512, 512);    // next panel
-    covers(next_weights(m, 2, 1, 3, 0, 512, 512), 1, 512, 512, 288);  // wraps to the next k block
-    covers(next_weights(m, 0, 0, 4, 512, 288, 512), 1, 512, 288, 288);
-    EXPECT_EQ(next_weights(m, 3, 0, 4, 512, 288, 512).slice(0), nullptr);  // nothing after the end
-    EXPECT_EQ(next_weights(m, 0, 0, 4, 0, 3, 512).slice(0), nullptr);      // kc < 4: no slices
+    for (int64_t row_tiles : {1, 2, 3, 4, 32}) {
+      SCOPED_TRACE(::testing::Message()
+                   << weight_type_name(t) << ", " << row_tiles << " row tiles");
+      const auto covers = [&](const NextWeights& nw, int64_t panel, int64_t k0, int64_t kc,
+                              int64_t next_kc) {
+        EXPECT_EQ(nw.at, m.panel(panel) + detail::panel_bytes(type, k0));
+        const auto bytes = static_cast<int64_t>(detail::panel_bytes(type, next_kc));
+        const int64_t lines = (bytes + 63) / 64, passes = kc / 4;
+        ASSERT_TRUE(nw.lines == 1 || nw.lines == 2 || nw.lines == 4) << nw.lines;
+        if (nw.lines < 4) EXPECT_GE(nw.lines * passes * row_tiles, lines);
+        if (nw.lines > 1) EXPECT_LT(nw.lines / 2 * passes * row_tiles, lines);
+        EXPECT_EQ(nw.slice_bytes, passes * 64 * nw.lines);
+        EXPECT_GE(nw.tiles * nw.slice_bytes, bytes);
+        EXPECT_LT((nw.tiles - 1) * nw.slice_bytes, bytes);
+        if (nw.lines < 4) EXPECT_LE(nw.tiles, row_tiles);
+        EXPECT_EQ(nw.slice(0), nw.at);
+        EXPECT_EQ(nw.slice(nw.tiles), nullptr);
+      };
+      covers(next_weights(m, 1, 1, 3, 0, 512, 512, row_tiles), 2, 0, 512, 512);  // next panel
+      covers(next_weights(m, 2, 1, 3, 0, 512, 512, row_tiles), 1, 512, 512,
+             288);  // wraps to the next k block
+      covers(next_weights(m, 0, 0, 4, 512, 288, 512, row_tiles), 1, 512, 288, 288);
+      // Nothing after the end; kc < 4: no slices.
+      EXPECT_EQ(next_weights(m, 3, 0, 4, 512, 288, 512, row_tiles).slice(0), nullptr);
+      EXPECT_EQ(next_weights(m, 0, 0, 4, 0, 3, 512, row_tiles).slice(0), nullptr);
+    }
+  }
+}
+
+// The row tiles of a block: six rows each, but no tile of 1 or 2 rows from 4 rows up, and 3
+// rows only as the last of 7 (4 + 3); they cover the block in order, and gemm_row_tiles
+// counts them.
+TEST(MatmulPacking, RowTilesAvoidLatencyBoundShortTiles) {
+  for (int64_t rows = 1; rows <= 200; ++rows) {
+    std::vector<int> heights;
+    for (int64_t left = rows; left > 0; left -= heights.back())
+      heights.push_back(detail::gemm_tile_rows(left));
+    SCOPED_TRACE(::testing::Message() << rows << " rows");
+    int64_t sum = 0;
+    for (size_t i = 0; i < heights.size(); ++i) {
+      const int h = heights[i];
+      sum += h;
+      EXPECT_GE(h, 1);
+      EXPECT_LE(h, detail::kGemmMr);
+      if (rows >= 4 && h < 4) {
+        EXPECT_EQ(h, 3);
+        EXPECT_EQ(i + 1, heights.size());
+        EXPECT_EQ(rows % detail::kGemmMr, 1);
+      }
+      if (i + 2 < heights.size()) EXPECT_EQ(h, detail::kGemmMr);  // only the last two differ
+    }
+    EXPECT_EQ(sum, rows);
+    EXPECT_EQ(detail::gemm_row_tiles(rows), static_cast<int64_t>(heights.size()));
+    if (rows % detail::kGemmMr == 0)
+      EXPECT_EQ(heights.size(), static_cast<size_t>(rows / detail::kGemmMr));
   }
 }
 
