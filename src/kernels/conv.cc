@@ -315,6 +315,7 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
         s.a_packed.resize(static_cast<size_t>(kMc * kKc));
         if (dequant) s.b_panel.resize(static_cast<size_t>(kKc * kPanelRows));
         float* c_base = out + m0 * p.out_c + g * cout;
+        const int64_t row_tiles = detail::gemm_row_tiles(rows);
         for (int64_t k0 = 0; k0 < k_total; k0 += kKc) {
           const int64_t kc = std::min(kKc, k_total - k0);
           pack_patches(geo, g, m0, rows, k0, kc, s.a_packed.data());
@@ -329,7 +330,7 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
             const int64_t n0 = panel * kPanelRows;
             const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, cout - n0));
             const NextWeights next =
-                next_weights(w, panel, 0, w.num_panels, k0, kc, kKc, detail::gemm_row_tiles(rows));
+                next_weights(w, panel, 0, w.num_panels, k0, kc, kKc, row_tiles);
             const float* ap = s.a_packed.data();
             for (int64_t r0 = 0, tile = 0; r0 < rows; ++tile) {
               const int mr = detail::gemm_tile_rows(rows - r0);

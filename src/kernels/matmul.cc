@@ -186,6 +186,7 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
                         p1 = std::min(w.num_panels, p0 + panels_per_block);
           std::vector<float>& b_panel = scratch().b_panel;
           if (dequant) b_panel.resize(static_cast<size_t>(kc_block * kPanelRows));
+          const int64_t row_tiles = detail::gemm_row_tiles(rows);
           for (int64_t k0 = 0; k0 < w.k; k0 += kc_block) {
             const int64_t kc = std::min(kc_block, w.k - k0);
             const bool add = ep.accumulate || k0 > 0;
@@ -200,8 +201,7 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
               }
               const int64_t n0 = p * kPanelRows;
               const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
-              const NextWeights next =
-                  next_weights(w, p, p0, p1, k0, kc, kc_block, detail::gemm_row_tiles(rows));
+              const NextWeights next = next_weights(w, p, p0, p1, k0, kc, kc_block, row_tiles);
               const float* ap = a_block;
               for (int64_t r0 = 0, tile = 0; r0 < rows; ++tile) {
                 const int mr = detail::gemm_tile_rows(rows - r0);

@@ -67,8 +67,9 @@ using DequantFn = void (*)(const uint8_t* panel, int64_t k0, int64_t kc, float* 
 // Register-tiled micro-kernel: acc[r][j] = Σ_kk a_packed[kk*mr + r] · b[kk*16 + j] for
 // r < mr ≤ 6, then C[r][j] = acc (add = false) or C[r][j] += acc (add = true) for j < nr ≤ 16.
 // When prefetch is not null, the kernel also pulls kc/4 · prefetch_lines consecutive 64-byte
-// lines there towards L1, prefetch_lines (1, 2 or 4) per 4 k, so that the dispatcher can fetch
-// the next weights a slice per call, at the pace that the block's few or many row tiles need.
+// lines there, prefetch_lines (1, 2 or 4) per 4 k, so that the dispatcher can fetch the next
+// weights a slice per call at the pace that the block's few or many row tiles need (the AVX2
+// kernel's 6-row tile takes one line per pass towards L1, more into L2).
 using GemmFn = void (*)(int mr, int64_t kc, const float* a_packed, const float* b, float* c,
                         int64_t ldc, int nr, bool add, const void* prefetch, int prefetch_lines);
 constexpr int kGemmMr = 6;
