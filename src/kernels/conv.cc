@@ -329,16 +329,8 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
             }
             const int64_t n0 = panel * kPanelRows;
             const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, cout - n0));
-            const NextWeights next =
-                next_weights(w, panel, 0, w.num_panels, k0, kc, kKc, row_tiles);
-            const float* ap = s.a_packed.data();
-            for (int64_t r0 = 0, tile = 0; r0 < rows; ++tile) {
-              const int mr = detail::gemm_tile_rows(rows - r0);
-              gemm(mr, kc, ap, b, c_base + r0 * p.out_c + n0, p.out_c, nr, k0 > 0, next.slice(tile),
-                   next.lines);
-              ap += kc * mr;
-              r0 += mr;
-            }
+            run_row_tiles(gemm, s.a_packed.data(), rows, kc, b, c_base + n0, p.out_c, nr, k0 > 0,
+                          next_weights(w, panel, 0, w.num_panels, k0, kc, kKc, row_tiles));
           }
         }
         finish_block(out + m0 * p.out_c, p.out_c, rows, g * cout, (g + 1) * cout, ep);

@@ -201,15 +201,8 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
               }
               const int64_t n0 = p * kPanelRows;
               const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
-              const NextWeights next = next_weights(w, p, p0, p1, k0, kc, kc_block, row_tiles);
-              const float* ap = a_block;
-              for (int64_t r0 = 0, tile = 0; r0 < rows; ++tile) {
-                const int mr = detail::gemm_tile_rows(rows - r0);
-                gemm(mr, kc, ap, b, c_chunk + (m0 + r0) * ldc + n0, ldc, nr, add, next.slice(tile),
-                     next.lines);
-                ap += kc * mr;
-                r0 += mr;
-              }
+              run_row_tiles(gemm, a_block, rows, kc, b, c_chunk + m0 * ldc + n0, ldc, nr, add,
+                            next_weights(w, p, p0, p1, k0, kc, kc_block, row_tiles));
             }
           }
           finish_block(c_chunk + m0 * ldc, ldc, rows, p0 * kPanelRows,
@@ -221,6 +214,18 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
 }
 
 }  // namespace
+
+void run_row_tiles(detail::GemmFn gemm, const float* a_block, int64_t rows, int64_t kc,
+                   const float* b, float* c, int64_t ldc, int nr, bool add,
+                   const NextWeights& next) {
+  const float* ap = a_block;
+  for (int64_t r0 = 0, tile = 0; r0 < rows; ++tile) {
+    const int mr = detail::gemm_tile_rows(rows - r0);
+    gemm(mr, kc, ap, b, c + r0 * ldc, ldc, nr, add, next.slice(tile), next.lines);
+    ap += kc * mr;
+    r0 += mr;
+  }
+}
 
 bool has_activation(const MatmulEpilogue& ep) {
   return ep.activation != Activation::kIdentity || ep.activation_scale != 1.f;

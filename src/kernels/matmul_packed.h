@@ -41,6 +41,13 @@ struct NextWeights {
 NextWeights next_weights(const PackedMatrix::Impl& w, int64_t p, int64_t p0, int64_t p1, int64_t k0,
                          int64_t kc, int64_t k_block, int64_t row_tiles);
 
+// One weight sub-panel b (kc×16, columns [0, nr) of C) against a packed block of `rows` rows of
+// A: the row tiles of gemm_tile_rows in turn, tile t prefetching next.slice(t). The GEMM and
+// the convolution share it, so the tiles they run are the ones their packing laid out.
+void run_row_tiles(detail::GemmFn gemm, const float* a_block, int64_t rows, int64_t kc,
+                   const float* b, float* c, int64_t ldc, int nr, bool add,
+                   const NextWeights& next);
+
 // Columns [n0, n1) of `rows` rows of C (row stride ldc) hold A·Wᵀ: add ep.bias[n0..n1) and
 // apply ep's activation. The GEMM and the convolution call it on each block they complete.
 void finish_block(float* c, int64_t ldc, int64_t rows, int64_t n0, int64_t n1,
