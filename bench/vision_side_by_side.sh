@@ -12,20 +12,23 @@
 # processes share nothing but the machine (L3, memory, the host's other tenants), so when the
 # two figures agree, what the encoder loses at 2 threads is lost to the machine, not to how
 # the encoder splits its work. The FMA loop is run the same three ways for scale.
-# Needs a build with benchmarks (BUILD_DIR, default build) and a model made by
-# tools/make_bench_model.py.
+# Builds the two benchmarks as run_e2e.sh does (BUILD_DIR, default build-bench; an existing
+# build directory is reused as it is); the model comes from tools/make_bench_model.py, as for
+# run_e2e.sh (MODEL, default build/bench-models/tinyllama-f32).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build}
-model=${MODEL:-$build/bench-models/tinyllama-f32}
+build=${BUILD_DIR:-$root/build-bench}
+model=${MODEL:-$root/build/bench-models/tinyllama-f32}
 rounds=${ROUNDS:-4}
-vision=("$build/bench/vision_bench" "--model=$model" --benchmark_min_time=4)
-fma=("$build/bench/machine_limits_bench" --benchmark_min_time=3)
-for tool in "${vision[0]}" "${fma[0]}"; do
-  [ -x "$tool" ] || { echo "error: $tool is missing (build with -DFLAMINGO_BUILD_BENCH=ON)" >&2; exit 2; }
-done
 [ -f "$model/config.json" ] || { echo "error: no model at $model (tools/make_bench_model.py)" >&2; exit 2; }
 [ "$(nproc)" -ge 2 ] || { echo "error: needs 2 CPUs" >&2; exit 2; }
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLAMINGO_BUILD_TESTS=OFF \
+    -DFLAMINGO_BUILD_TOOLS=OFF -DFLAMINGO_BUILD_BENCH=ON >/dev/null
+fi
+cmake --build "$build" -j2 --target vision_bench machine_limits_bench >/dev/null
+vision=("$build/bench/vision_bench" "--model=$model" --benchmark_min_time=4)
+fma=("$build/bench/machine_limits_bench" --benchmark_min_time=3)
 
 # ms per image (vision) or GFLOP/s per thread (FMA loop) from one benchmark's console output.
 ms() { awk '/^vision\/forward/ {print $2; exit}'; }
