@@ -11,7 +11,8 @@
 # beside the side-by-side throughput (1-thread time ÷ each process's time, summed). The two
 # processes share nothing but the machine (L3, memory, the host's other tenants), so when the
 # two figures agree, what the encoder loses at 2 threads is lost to the machine, not to how
-# the encoder splits its work. The FMA loop is run the same three ways for scale.
+# the encoder splits its work. The FMA loop is run the same three ways for scale (GFLOP/s per
+# thread; its × is the total over the 1-thread figure).
 # Builds the two benchmarks as run_e2e.sh does (BUILD_DIR, default build-bench; an existing
 # build directory is reused as it is); the model comes from tools/make_bench_model.py, as for
 # run_e2e.sh (MODEL, default build/bench-models/tinyllama-f32).
@@ -36,7 +37,7 @@ gflops() { grep -o 'FLOP/s_per_thread=[0-9.]*G' | head -1 | tr -dc '0-9.'; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-echo "| round | FMA 1 thr | FMA 2 thr (×) | FMA side by side (×) | vision 1 thr ms | 2 thr ms (×) | side by side ms (×) |"
+echo "| round | FMA 1 thr | FMA 2 thr, per thread (×) | FMA side by side (×) | vision 1 thr ms | 2 thr ms (×) | side by side ms (×) |"
 echo "|---|---|---|---|---|---|---|"
 for r in $(seq "$rounds"); do
   f1=$("${fma[@]}" --benchmark_filter='BM_PeakFma/1/' 2>&1 | gflops)

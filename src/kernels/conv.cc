@@ -292,12 +292,7 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
 
   const bool avx = active_isa() == Isa::kAvx2;
   const detail::GemmFn gemm = avx ? detail::f32_gemm_6x16_avx2 : detail::f32_gemm_6x16_scalar;
-  detail::DequantFn dequant = nullptr;
-  const WeightType type = c.groups[0].type();
-  if (type == WeightType::kF16)
-    dequant = avx ? detail::dequant_panel_f16_avx2 : detail::dequant_panel_f16_scalar;
-  if (type == WeightType::kBF16)
-    dequant = avx ? detail::dequant_panel_bf16_avx2 : detail::dequant_panel_bf16_scalar;
+  const detail::DequantFn dequant = panel_dequant(c.groups[0].type());
 
   const int64_t cin = p.in_c / p.groups, cout = p.out_c / p.groups;
   const int64_t k_total = cin * p.kernel * p.kernel;
@@ -320,13 +315,7 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
           const int64_t kc = std::min(kKc, k_total - k0);
           pack_patches(geo, g, m0, rows, k0, kc, s.a_packed.data());
           for (int64_t panel = 0; panel < w.num_panels; ++panel) {
-            const float* b;
-            if (dequant) {
-              dequant(w.panel(panel), k0, kc, s.b_panel.data());
-              b = s.b_panel.data();
-            } else {
-              b = reinterpret_cast<const float*>(w.panel(panel)) + k0 * kPanelRows;
-            }
+            const float* b = sub_panel(dequant, w, panel, k0, kc, s.b_panel.data());
             const int64_t n0 = panel * kPanelRows;
             const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, cout - n0));
             run_row_tiles(gemm, s.a_packed.data(), rows, kc, b, c_base + n0, p.out_c, nr, k0 > 0,

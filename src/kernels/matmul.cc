@@ -192,13 +192,7 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
             const bool add = ep.accumulate || k0 > 0;
             const float* a_block = a_packed + k0 * crows + m0 * kc;
             for (int64_t p = p0; p < p1; ++p) {
-              const float* b;
-              if (dequant) {
-                dequant(w.panel(p), k0, kc, b_panel.data());
-                b = b_panel.data();
-              } else {
-                b = reinterpret_cast<const float*>(w.panel(p)) + k0 * kPanelRows;
-              }
+              const float* b = sub_panel(dequant, w, p, k0, kc, b_panel.data());
               const int64_t n0 = p * kPanelRows;
               const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, w.n - n0));
               run_row_tiles(gemm, a_block, rows, kc, b, c_chunk + m0 * ldc + n0, ldc, nr, add,
@@ -214,6 +208,11 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
 }
 
 }  // namespace
+
+detail::DequantFn panel_dequant(WeightType type) {
+  const KernelSet& ks = active_isa() == Isa::kAvx2 ? kAvx2 : kScalar;
+  return ks.dequant[static_cast<int>(type)];
+}
 
 void run_row_tiles(detail::GemmFn gemm, const float* a_block, int64_t rows, int64_t kc,
                    const float* b, float* c, int64_t ldc, int nr, bool add,

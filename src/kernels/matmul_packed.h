@@ -41,6 +41,19 @@ struct NextWeights {
 NextWeights next_weights(const PackedMatrix::Impl& w, int64_t p, int64_t p0, int64_t p1, int64_t k0,
                          int64_t kc, int64_t k_block, int64_t row_tiles);
 
+// How the active ISA widens `type`'s panels to fp32 for the GEMM; null for f32, whose panels
+// it reads in place.
+detail::DequantFn panel_dequant(WeightType type);
+
+// Sub-panel (p, k0) of w as kc×16 fp32 values: an f32 panel in place, any other type widened
+// into scratch (kc·16 floats) by `dequant`, the value panel_dequant(w.type) gave.
+inline const float* sub_panel(detail::DequantFn dequant, const PackedMatrix::Impl& w, int64_t p,
+                              int64_t k0, int64_t kc, float* scratch) {
+  if (!dequant) return reinterpret_cast<const float*>(w.panel(p)) + k0 * detail::kPanelRows;
+  dequant(w.panel(p), k0, kc, scratch);
+  return scratch;
+}
+
 // One weight sub-panel b (kc×16, columns [0, nr) of C) against a packed block of `rows` rows of
 // A: the row tiles of gemm_tile_rows in turn, tile t prefetching next.slice(t). The GEMM and
 // the convolution share it, so the tiles they run are the ones their packing laid out.
