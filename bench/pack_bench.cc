@@ -2,7 +2,8 @@
 // weights packed per second by each ISA's packing kernels (pack/<type>_<isa>), beside the same
 // bytes copied with memcpy into a freshly allocated buffer of the same kind (2 MiB aligned,
 // huge pages advised: what any rearrangement into new memory costs at least, page faults and
-// the kernel's zeroing included) in the same run.
+// the kernel's zeroing included) in the same run; and at a model's scale (4× the L3) that
+// memcpy and its two parts apart: the first touch of fresh pages, and a memcpy into resident ones.
 //
 //   build/bench/pack_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -11,8 +12,10 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "dram_working_set.h"
 #include "kernels/cpu.h"
 #include "kernels/matmul.h"
 #include "util/large_buffer.h"
@@ -39,8 +42,7 @@ void run_pack(benchmark::State& state, WeightType type, fk::Isa isa, int64_t k, 
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void run_memcpy(benchmark::State& state, WeightType type, int64_t k, int64_t n) {
-  const size_t bytes = fk::weight_bytes(type, n, k);
+void run_memcpy(benchmark::State& state, size_t bytes) {
   const std::unique_ptr<uint8_t[]> src(new uint8_t[bytes]);
   std::memset(src.get(), 1, bytes);
   for (auto _ : state) {
@@ -52,6 +54,46 @@ void run_memcpy(benchmark::State& state, WeightType type, int64_t k, int64_t n) 
     std::memcpy(dst.get(), src.get(), bytes);
     benchmark::DoNotOptimize(dst.get());
     benchmark::ClobberMemory();
+  }
+  state.counters["bytes/s"] =
+      benchmark::Counter(static_cast<double>(bytes), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// What packing into new memory costs at least, at a model's scale (4× the L3, so that neither
+// the zeroed pages nor the copy stay in cache, as when gigabytes load): a memcpy into fresh
+// pages, and its two halves apart: the fresh buffer's first touch alone (one byte per 4 KiB
+// page: the page faults and the kernel zeroing each page before handing it over), and the same
+// memcpy into pages already resident. A load that packs into new memory pays both; nothing in
+// user space avoids the first. Freeing the buffer is left out of the time: a load keeps it.
+enum class Fill { kMemcpyFresh, kFirstTouch, kMemcpyResident };
+
+void run_fill(benchmark::State& state, size_t bytes, Fill fill) {
+  const std::unique_ptr<uint8_t[]> src(new uint8_t[bytes]);
+  std::memset(src.get(), 1, bytes);
+  flamingo::LargeBuffer resident;
+  if (fill == Fill::kMemcpyResident) {
+    resident = flamingo::allocate_large_buffer(bytes);
+    if (resident) std::memset(resident.get(), 0, bytes);
+  }
+  for (auto _ : state) {
+    flamingo::LargeBuffer fresh;
+    if (fill != Fill::kMemcpyResident) fresh = flamingo::allocate_large_buffer(bytes);
+    uint8_t* dst = fill == Fill::kMemcpyResident ? resident.get() : fresh.get();
+    if (dst == nullptr) {
+      state.SkipWithError("out of memory");
+      break;
+    }
+    if (fill == Fill::kFirstTouch) {
+      auto* p = static_cast<volatile uint8_t*>(dst);
+      for (size_t i = 0; i < bytes; i += 4096) p[i] = 1;
+    } else {
+      std::memcpy(dst, src.get(), bytes);
+    }
+    benchmark::DoNotOptimize(dst);
+    benchmark::ClobberMemory();
+    state.PauseTiming();
+    fresh = flamingo::LargeBuffer();
+    state.ResumeTiming();
   }
   state.counters["bytes/s"] =
       benchmark::Counter(static_cast<double>(bytes), benchmark::Counter::kIsIterationInvariantRate);
@@ -75,7 +117,18 @@ void register_all() {
             ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(
         ("pack/memcpy_" + std::string(fk::weight_type_name(type)) + shape).c_str(),
-        [=](benchmark::State& s) { run_memcpy(s, type, k, n); })
+        [=](benchmark::State& s) { run_memcpy(s, fk::weight_bytes(type, n, k)); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  const size_t big = flamingo::bench::dram_working_set_bytes();
+  const std::pair<const char*, Fill> fills[] = {{"pack/memcpy_fresh", Fill::kMemcpyFresh},
+                                                {"pack/first_touch", Fill::kFirstTouch},
+                                                {"pack/memcpy_resident", Fill::kMemcpyResident}};
+  for (const auto& f : fills) {
+    const Fill fill = f.second;
+    benchmark::RegisterBenchmark((f.first + std::string("/bytes:") + std::to_string(big)).c_str(),
+                                 [=](benchmark::State& s) { run_fill(s, big, fill); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }
