@@ -18,7 +18,6 @@
 #include <memory>
 #include <vector>
 
-#include "kernels/cpu.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/matmul_packed.h"
 #include "kernels/pack_a.h"
@@ -290,8 +289,7 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
     return;
   }
 
-  const bool avx = active_isa() == Isa::kAvx2;
-  const detail::GemmFn gemm = avx ? detail::f32_gemm_6x16_avx2 : detail::f32_gemm_6x16_scalar;
+  const detail::GemmFn gemm = panel_gemm();
   const detail::DequantFn dequant = panel_dequant(c.groups[0].type());
 
   const int64_t cin = p.in_c / p.groups, cout = p.out_c / p.groups;

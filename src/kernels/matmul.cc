@@ -44,6 +44,8 @@ const KernelSet kAvx2 = {
      detail::dequant_panel_q8_0_avx2, detail::dequant_panel_q4_0_avx2},
     detail::f32_gemm_6x16_avx2};
 
+const KernelSet& active_kernels() { return active_isa() == Isa::kAvx2 ? kAvx2 : kScalar; }
+
 // Below this many rows of A, streaming the weights once (GEMV) beats packing A for the GEMM.
 constexpr int64_t kGemmMinRows = kMatmulBatchInvariantRows;
 // GEMM cache blocking: a kc×16 weight sub-panel (kc·64 bytes in fp32) stays in L1 while every
@@ -209,9 +211,10 @@ void run_gemm(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
 
 }  // namespace
 
+detail::GemmFn panel_gemm() { return active_kernels().gemm; }
+
 detail::DequantFn panel_dequant(WeightType type) {
-  const KernelSet& ks = active_isa() == Isa::kAvx2 ? kAvx2 : kScalar;
-  return ks.dequant[static_cast<int>(type)];
+  return active_kernels().dequant[static_cast<int>(type)];
 }
 
 void run_row_tiles(detail::GemmFn gemm, const float* a_block, int64_t rows, int64_t kc,
@@ -273,7 +276,7 @@ void matmul(const float* a, int64_t lda, int64_t m, const PackedMatrix& w, float
          "matmul: an activation epilogue cannot accumulate into C (it applies to A·Wᵀ + bias)");
   if (m == 0) return;
   if (a == nullptr || c == nullptr) fail(ErrorCode::kInvalidArgument, "matmul: null A or C");
-  const KernelSet& ks = active_isa() == Isa::kAvx2 ? kAvx2 : kScalar;
+  const KernelSet& ks = active_kernels();
   const bool quantised = ks.gemv_q[static_cast<int>(impl.type)] != nullptr;
   if (m < kGemmMinRows && (!quantised || epilogue.int8_activations)) {
     run_gemv(ks, a, lda, m, impl, c, ldc, pool, epilogue);

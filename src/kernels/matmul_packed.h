@@ -41,8 +41,10 @@ struct NextWeights {
 NextWeights next_weights(const PackedMatrix::Impl& w, int64_t p, int64_t p0, int64_t p1, int64_t k0,
                          int64_t kc, int64_t k_block, int64_t row_tiles);
 
-// How the active ISA widens `type`'s panels to fp32 for the GEMM; null for f32, whose panels
-// it reads in place.
+// The active ISA's register tile, and how it widens `type`'s panels to fp32 for that tile
+// (null for f32, whose panels it reads in place): the GEMM's choices, which the convolution
+// shares.
+detail::GemmFn panel_gemm();
 detail::DequantFn panel_dequant(WeightType type);
 
 // Sub-panel (p, k0) of w as kc×16 fp32 values: an f32 panel in place, any other type widened
