@@ -83,10 +83,11 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
             float activation_scale = 1.f);
 
 // 2×2 average pool, stride 2, ceil mode, averaging only over the elements inside the input
-// (PyTorch count_include_pad=False). out is [ceil(h/2), ceil(w/2), c].
-void avg_pool_2x2(const float* in, int64_t h, int64_t w, int64_t c, float* out);
+// (PyTorch count_include_pad=False). out is [ceil(h/2), ceil(w/2), c]; must not overlap in.
+// Bitwise identical results for any number of threads in the pool.
+void avg_pool_2x2(const float* in, int64_t h, int64_t w, int64_t c, float* out, ThreadPool& pool);
 
-// out[c] = mean over the hw rows of in[hw, c].
-void mean_pool(const float* in, int64_t hw, int64_t c, float* out);
+// out[c] = mean over the hw rows of in[hw, c]. Bitwise identical for any number of threads.
+void mean_pool(const float* in, int64_t hw, int64_t c, float* out, ThreadPool& pool);
 
 }  // namespace flamingo::kernels

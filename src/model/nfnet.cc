@@ -158,7 +158,7 @@ void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, flo
   // by row block in the final loop below, in parallel and just before those rows are added to.
   if (b.has_proj) {
     if (b.stride == 2) {
-      kernels::avg_pool_2x2(h, b.in_h, b.in_w, b.in_c, t0);
+      kernels::avg_pool_2x2(h, b.in_h, b.in_w, b.in_c, t0, pool);
       b.proj.run(t0, out, pool);
     } else {
       b.proj.run(h, out, pool);
@@ -175,7 +175,7 @@ void NfnetEncoder::block_forward(const Block& b, const float* x, float* out, flo
   // Squeeze-excite on the block output: 2·sigmoid(fc2(relu(fc1(mean)))) per channel.
   std::vector<float> mean(static_cast<size_t>(b.out_c)), se_h(b.se_b1.size()),
       se(static_cast<size_t>(b.out_c));
-  kernels::mean_pool(r, out_n, b.out_c, mean.data());
+  kernels::mean_pool(r, out_n, b.out_c, mean.data(), pool);
   kernels::matmul(mean.data(), b.out_c, 1, b.se_fc1, se_h.data(), b.se_fc1.n(), pool,
                   {b.se_b1.data(), false});
   kernels::relu(se_h.data(), se_h.data(), static_cast<int64_t>(se_h.size()));

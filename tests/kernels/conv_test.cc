@@ -365,6 +365,7 @@ TEST(Conv, RejectsBadArguments) {
 }
 
 TEST(Pool, AvgPool2x2CountsOnlyRealElements) {
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   for (int64_t h : {1, 2, 3, 8, 9})
     for (int64_t w : {1, 2, 5, 8})
       for (int64_t c : {1, 7, 256}) {
@@ -372,7 +373,7 @@ TEST(Pool, AvgPool2x2CountsOnlyRealElements) {
                                                -1e3f, 1e3f);
         const int64_t oh = (h + 1) / 2, ow = (w + 1) / 2;
         testing::GuardedBuffer out(static_cast<size_t>(oh * ow * c));
-        kernels::avg_pool_2x2(in.data(), h, w, c, out.data());
+        kernels::avg_pool_2x2(in.data(), h, w, c, out.data(), pool);
         ASSERT_TRUE(out.intact());
         std::vector<float> ref(out.size());
         for (int64_t oy = 0; oy < oh; ++oy)
@@ -391,11 +392,12 @@ TEST(Pool, AvgPool2x2CountsOnlyRealElements) {
 }
 
 TEST(Pool, MeanPool) {
+  ThreadPool pool(2, /*min_parallel_ns=*/0);
   for (int64_t hw : {1, 2, 49, 64, 100})
-    for (int64_t c : {1, 3, 1536}) {
+    for (int64_t c : {1, 3, 63, 64, 65, 1536}) {
       const auto in = testing::random_floats(static_cast<size_t>(hw * c), hw + c, -10.f, 10.f);
       testing::GuardedBuffer out(static_cast<size_t>(c));
-      kernels::mean_pool(in.data(), hw, c, out.data());
+      kernels::mean_pool(in.data(), hw, c, out.data(), pool);
       ASSERT_TRUE(out.intact());
       std::vector<float> ref(static_cast<size_t>(c));
       for (int64_t j = 0; j < c; ++j) {
@@ -406,8 +408,27 @@ TEST(Pool, MeanPool) {
       EXPECT_LE(testing::nmse(out.data(), ref.data(), ref.size()), 1e-12);
     }
   float x = 0;
-  EXPECT_THROW(kernels::mean_pool(&x, 0, 1, &x), Error);
-  EXPECT_THROW(kernels::avg_pool_2x2(&x, 1, 0, 1, &x), Error);
+  EXPECT_THROW(kernels::mean_pool(&x, 0, 1, &x, pool), Error);
+  EXPECT_THROW(kernels::avg_pool_2x2(&x, 1, 0, 1, &x, pool), Error);
+}
+
+// Both pools split their work by output rows or channel blocks, never by thread count.
+TEST(Pool, BitwiseIdenticalForAnyThreadCount) {
+  const int64_t h = 21, w = 19, c = 200;
+  const auto in = testing::random_floats(static_cast<size_t>(h * w * c), 7, -1e3f, 1e3f);
+  const int64_t pooled = ((h + 1) / 2) * ((w + 1) / 2) * c;
+  std::vector<float> avg1(static_cast<size_t>(pooled)), mean1(static_cast<size_t>(c));
+  ThreadPool one(1);
+  kernels::avg_pool_2x2(in.data(), h, w, c, avg1.data(), one);
+  kernels::mean_pool(in.data(), h * w, c, mean1.data(), one);
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads, /*min_parallel_ns=*/0);
+    std::vector<float> avg(avg1.size(), -1.f), mean(mean1.size(), -1.f);
+    kernels::avg_pool_2x2(in.data(), h, w, c, avg.data(), pool);
+    kernels::mean_pool(in.data(), h * w, c, mean.data(), pool);
+    EXPECT_EQ(0, std::memcmp(avg.data(), avg1.data(), avg.size() * sizeof(float))) << threads;
+    EXPECT_EQ(0, std::memcmp(mean.data(), mean1.data(), mean.size() * sizeof(float))) << threads;
+  }
 }
 
 }  // namespace
