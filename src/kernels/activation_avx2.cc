@@ -136,6 +136,14 @@ template <typename F>
 void map_unary(const float* x, float* y, int64_t n, float scale, F f) {
   const __m256 s = _mm256_set1_ps(scale);
   int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256 a = f(_mm256_loadu_ps(x + i)), b = f(_mm256_loadu_ps(x + i + 8));
+    const __m256 c = f(_mm256_loadu_ps(x + i + 16)), d = f(_mm256_loadu_ps(x + i + 24));
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(a, s));
+    _mm256_storeu_ps(y + i + 8, _mm256_mul_ps(b, s));
+    _mm256_storeu_ps(y + i + 16, _mm256_mul_ps(c, s));
+    _mm256_storeu_ps(y + i + 24, _mm256_mul_ps(d, s));
+  }
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(f(_mm256_loadu_ps(x + i)), s));
   if (i < n) {
     const __m256i m = tail_mask(n - i);
@@ -176,6 +184,13 @@ void tanh_act(const float* x, float* y, int64_t n, float scale) {
 
 void swiglu(const float* gate, const float* up, float* y, int64_t n) {
   int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256 g[4];
+    for (int u = 0; u < 4; ++u) g[u] = _mm256_loadu_ps(gate + i + 8 * u);
+    for (int u = 0; u < 4; ++u) g[u] = _mm256_mul_ps(g[u], sigmoid8(g[u]));
+    for (int u = 0; u < 4; ++u)
+      _mm256_storeu_ps(y + i + 8 * u, _mm256_mul_ps(g[u], _mm256_loadu_ps(up + i + 8 * u)));
+  }
   for (; i + 8 <= n; i += 8) {
     const __m256 g = _mm256_loadu_ps(gate + i);
     _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(g, sigmoid8(g)), _mm256_loadu_ps(up + i)));
@@ -192,6 +207,15 @@ float exp_shifted_sum(const float* x, float shift, float* y, int64_t n) {
   const __m256 sh = _mm256_set1_ps(shift);
   __m256 acc = _mm256_setzero_ps();
   int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256 e[4];
+    for (int u = 0; u < 4; ++u) e[u] = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8 * u), sh));
+    // Added in the order of the one-vector loop below, so the sum does not depend on n % 32.
+    for (int u = 0; u < 4; ++u) {
+      _mm256_storeu_ps(y + i + 8 * u, e[u]);
+      acc = _mm256_add_ps(acc, e[u]);
+    }
+  }
   for (; i + 8 <= n; i += 8) {
     const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh));
     _mm256_storeu_ps(y + i, e);
