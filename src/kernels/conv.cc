@@ -168,6 +168,13 @@ size_t PackedConv2d::bytes() const {
 
 namespace {
 
+// Whether the float ranges [a, a + na) and [b, b + nb) share a byte.
+bool overlaps(const float* a, int64_t na, const float* b, int64_t nb) {
+  const auto at = [](const float* q) { return reinterpret_cast<uintptr_t>(q); };
+  return at(a) < at(b) + 4 * static_cast<uintptr_t>(nb) &&
+         at(b) < at(a) + 4 * static_cast<uintptr_t>(na);
+}
+
 std::unique_ptr<PackedConv2d::Impl> conv_layout(const Conv2dParams& p) {
   auto impl = std::make_unique<PackedConv2d::Impl>();
   impl->p = p;
@@ -273,13 +280,8 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
   const PackedConv2d::Impl& c = conv.impl();
   const Conv2dParams& p = c.p;
   const int64_t pixels = c.out_h * c.out_w;
-  {
-    const auto lo = [](const float* q) { return reinterpret_cast<uintptr_t>(q); };
-    const uintptr_t in_end = lo(in) + 4 * static_cast<uintptr_t>(p.in_h * p.in_w * p.in_c);
-    const uintptr_t out_end = lo(out) + 4 * static_cast<uintptr_t>(pixels * p.out_c);
-    if (lo(in) < out_end && lo(out) < in_end)
-      fail(ErrorCode::kInvalidArgument, "conv2d: output overlaps input");
-  }
+  if (overlaps(in, p.in_h * p.in_w * p.in_c, out, pixels * p.out_c))
+    fail(ErrorCode::kInvalidArgument, "conv2d: output overlaps input");
   MatmulEpilogue ep;
   ep.bias = bias;
   ep.activation = activation;
@@ -330,6 +332,8 @@ void avg_pool_2x2(const float* in, int64_t h, int64_t w, int64_t c, float* out, 
   if (h <= 0 || w <= 0 || c <= 0)
     fail(ErrorCode::kInvalidArgument, "avg_pool_2x2: bad shape ", h, "×", w, "×", c);
   const int64_t oh = (h + 1) / 2, ow = (w + 1) / 2;
+  if (overlaps(in, h * w * c, out, oh * ow * c))
+    fail(ErrorCode::kInvalidArgument, "avg_pool_2x2: output overlaps input");
   // One task per output row: every output is summed by one task in the same order.
   pool.parallel_for(
       oh,
@@ -356,6 +360,8 @@ void avg_pool_2x2(const float* in, int64_t h, int64_t w, int64_t c, float* out, 
 
 void mean_pool(const float* in, int64_t hw, int64_t c, float* out, ThreadPool& pool) {
   if (hw <= 0 || c <= 0) fail(ErrorCode::kInvalidArgument, "mean_pool: bad shape ", hw, "×", c);
+  if (overlaps(in, hw * c, out, c))
+    fail(ErrorCode::kInvalidArgument, "mean_pool: output overlaps input");
   // Tasks own blocks of channels, so each channel's sum runs over the rows in one order.
   constexpr int64_t kChannels = 64;
   const float n = static_cast<float>(hw);

@@ -87,7 +87,8 @@ void conv2d(const float* in, const PackedConv2d& conv, const float* bias, float*
 // Bitwise identical results for any number of threads in the pool.
 void avg_pool_2x2(const float* in, int64_t h, int64_t w, int64_t c, float* out, ThreadPool& pool);
 
-// out[c] = mean over the hw rows of in[hw, c]. Bitwise identical for any number of threads.
+// out[c] = mean over the hw rows of in[hw, c]; must not overlap in. Bitwise identical for any
+// number of threads.
 void mean_pool(const float* in, int64_t hw, int64_t c, float* out, ThreadPool& pool);
 
 }  // namespace flamingo::kernels

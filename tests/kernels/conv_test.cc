@@ -410,6 +410,12 @@ TEST(Pool, MeanPool) {
   float x = 0;
   EXPECT_THROW(kernels::mean_pool(&x, 0, 1, &x, pool), Error);
   EXPECT_THROW(kernels::avg_pool_2x2(&x, 1, 0, 1, &x, pool), Error);
+  // In place, the parallel tasks would read values others had already replaced.
+  std::vector<float> buf(4 * 4 * 8, 1.f);
+  EXPECT_THROW(kernels::avg_pool_2x2(buf.data(), 4, 4, 8, buf.data(), pool), Error);
+  EXPECT_THROW(kernels::avg_pool_2x2(buf.data() + 8, 3, 4, 8, buf.data(), pool), Error);
+  EXPECT_THROW(kernels::mean_pool(buf.data(), 16, 8, buf.data() + 120, pool), Error);
+  EXPECT_NO_THROW(kernels::mean_pool(buf.data(), 15, 8, buf.data() + 120, pool));
 }
 
 // Both pools split their work by output rows or channel blocks, never by thread count.
