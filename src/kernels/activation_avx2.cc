@@ -1,6 +1,17 @@
 // AVX2+FMA element-wise kernels. The transcendental functions are our own vector
 // approximations, each accurate to a few ulp over the whole float range (see the comments at
 // each); tails are handled with masked loads and stores so every element takes the same path.
+//
+// The kernels evaluate long polynomial chains (exp, erf, tanh) on four independent vectors per
+// loop pass. GCC emits each chain whole unless it also schedules before register allocation, and
+// then the chains do not overlap in the out-of-order window: with pressure-aware scheduling the
+// erf GELU, SiLU, SwiGLU and tanh ran 1.05-1.35x faster (elementwise_bench, A/B of the two
+// binaries over 4 alternating runs), without the pressure model 10-20 % slower than with it.
+// Set here rather than as compile flags, which clang-based tools reject.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("schedule-insns", "sched-pressure")
+#endif
+
 #include <immintrin.h>
 
 #include <cmath>
@@ -186,9 +197,9 @@ void swiglu(const float* gate, const float* up, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256 g[4];
-    for (int u = 0; u < 4; ++u) g[u] = _mm256_loadu_ps(gate + i + 8 * u);
-    for (int u = 0; u < 4; ++u) g[u] = _mm256_mul_ps(g[u], sigmoid8(g[u]));
-    for (int u = 0; u < 4; ++u)
+    for (int64_t u = 0; u < 4; ++u) g[u] = _mm256_loadu_ps(gate + i + 8 * u);
+    for (int64_t u = 0; u < 4; ++u) g[u] = _mm256_mul_ps(g[u], sigmoid8(g[u]));
+    for (int64_t u = 0; u < 4; ++u)
       _mm256_storeu_ps(y + i + 8 * u, _mm256_mul_ps(g[u], _mm256_loadu_ps(up + i + 8 * u)));
   }
   for (; i + 8 <= n; i += 8) {
@@ -209,9 +220,9 @@ float exp_shifted_sum(const float* x, float shift, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256 e[4];
-    for (int u = 0; u < 4; ++u) e[u] = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8 * u), sh));
+    for (int64_t u = 0; u < 4; ++u) e[u] = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8 * u), sh));
     // Added in the order of the one-vector loop below, so the sum does not depend on n % 32.
-    for (int u = 0; u < 4; ++u) {
+    for (int64_t u = 0; u < 4; ++u) {
       _mm256_storeu_ps(y + i + 8 * u, e[u]);
       acc = _mm256_add_ps(acc, e[u]);
     }
