@@ -16,6 +16,7 @@
 
 #include "kernels/attention_isa.h"
 #include "kernels/cpu.h"
+#include "kernels/overlap.h"
 #include "kernels/work_estimate.h"
 #include "util/check.h"
 #include "util/thread_pool.h"
@@ -90,15 +91,10 @@ void validate(const AttentionArgs& a) {
   if (a.n_q == 0) return;
   if (a.q == nullptr || a.k == nullptr || a.v == nullptr || a.out == nullptr) bad("null pointer");
   // The output must not overwrite keys or values other tasks are still reading.
-  auto address = [](const float* p, int64_t floats) {
-    return reinterpret_cast<uintptr_t>(p) + 4 * floats;
-  };
-  const uintptr_t out_lo = address(a.out, 0),
-                  out_hi = address(a.out, (a.n_q - 1) * a.out_stride + q_width);
-  for (const float* src : {a.k, a.v}) {
-    const uintptr_t lo = address(src, 0), hi = address(src, (a.n_kv - 1) * a.kv_stride + kv_width);
-    if (out_lo < hi && lo < out_hi) bad("out overlaps k or v");
-  }
+  const int64_t out_floats = (a.n_q - 1) * a.out_stride + q_width;
+  for (const float* src : {a.k, a.v})
+    if (overlaps(a.out, out_floats, src, (a.n_kv - 1) * a.kv_stride + kv_width))
+      bad("out overlaps k or v");
 }
 
 }  // namespace
@@ -123,7 +119,8 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
         const int64_t rows = nq * group;
 
         thread_local std::vector<float> scratch;
-        const size_t need = static_cast<size_t>(rows * dh + 2 * rows + int64_t{dh} * kB + 4 * kB);
+        const size_t need =
+            static_cast<size_t>(rows * dh + 2 * rows + int64_t{dh} * kB + int64_t{4} * kB);
         if (scratch.size() < need) scratch.resize(need);
 
         AttentionTile t;

@@ -20,6 +20,7 @@
 
 #include "kernels/matmul_kernels.h"
 #include "kernels/matmul_packed.h"
+#include "kernels/overlap.h"
 #include "kernels/pack_a.h"
 #include "kernels/work_estimate.h"
 #include "util/check.h"
@@ -167,13 +168,6 @@ size_t PackedConv2d::bytes() const {
 }
 
 namespace {
-
-// Whether the float ranges [a, a + na) and [b, b + nb) share a byte.
-bool overlaps(const float* a, int64_t na, const float* b, int64_t nb) {
-  const auto at = [](const float* q) { return reinterpret_cast<uintptr_t>(q); };
-  return at(a) < at(b) + 4 * static_cast<uintptr_t>(nb) &&
-         at(b) < at(a) + 4 * static_cast<uintptr_t>(na);
-}
 
 std::unique_ptr<PackedConv2d::Impl> conv_layout(const Conv2dParams& p) {
   auto impl = std::make_unique<PackedConv2d::Impl>();
