@@ -631,15 +631,17 @@ TEST(MatmulPacking, ARefusedArenaFallsBackToOwnBuffers) {
 
 // Every packed byte where matmul_kernels.h says it goes, on each ISA's packing: written from
 // the layout's definition, not from the kernels. Full and partial panels, K that is and is
-// not a multiple of the kernels' 8- and 16-value tiles, and 1-3 quantisation blocks.
+// not a multiple of the kernels' 8- and 16-value tiles, and 1-3, 8, 9 and 17 quantisation
+// blocks (the AVX2 packing transposes the scales of 8 blocks at a time, then does the rest
+// one by one).
 TEST(MatmulPacking, LayoutFollowsTheDefinition) {
   for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
     if (isa == Isa::kAvx2 && !cpu_has_avx2()) continue;
     IsaScope scope(isa);
     for (WeightType t : kAllTypes) {
       const bool q = quantised(t);
-      const std::vector<int64_t> ks =
-          q ? std::vector<int64_t>{32, 64, 96} : std::vector<int64_t>{1, 7, 8, 9, 16, 17, 33, 64};
+      const std::vector<int64_t> ks = q ? std::vector<int64_t>{32, 64, 96, 256, 288, 544}
+                                        : std::vector<int64_t>{1, 7, 8, 9, 16, 17, 33, 64};
       for (int64_t n : {1, 15, 16, 17, 33, 48}) {
         for (int64_t k : ks) {
           SCOPED_TRACE(::testing::Message()
