@@ -682,6 +682,34 @@ TEST(MatmulPacking, LayoutFollowsTheDefinition) {
   }
 }
 
+// The AVX2 packing streams whole lines into 32-byte-aligned panels (the only kind pack_matrix
+// makes) and writes with ordinary stores anywhere else: the same bytes either way, full panels
+// with and without a K tail.
+TEST(MatmulPacking, Avx2PackingIsTheSameAtAnyDestinationAlignment) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
+  for (WeightType t : kAllTypes) {
+    const bool q = quantised(t);
+    for (int64_t k : q ? std::vector<int64_t>{32, 288} : std::vector<int64_t>{24, 289}) {
+      SCOPED_TRACE(::testing::Message() << weight_type_name(t) << " k=" << k);
+      const TestWeights w = make_weights(t, 16, k, 31 + static_cast<uint64_t>(k));
+      const size_t row_bytes = w.data.size() / 16;
+      const uint8_t* rows[16];
+      for (int r = 0; r < 16; ++r) rows[r] = w.data.data() + r * row_bytes;
+      const detail::PackPanelFn pack = t == WeightType::kF32    ? detail::pack_panel_f32_avx2
+                                       : t == WeightType::kQ8_0 ? detail::pack_panel_q8_0_avx2
+                                       : t == WeightType::kQ4_0 ? detail::pack_panel_q4_0_avx2
+                                                                : detail::pack_panel_x16_avx2;
+      const size_t bytes = detail::panel_bytes(static_cast<detail::PanelType>(t), k);
+      std::vector<uint8_t> a(bytes + 64), b(bytes + 64);
+      uint8_t* aligned = a.data() + (64 - reinterpret_cast<uintptr_t>(a.data()) % 64) % 64;
+      uint8_t* off = b.data() + (64 - reinterpret_cast<uintptr_t>(b.data()) % 64) % 64 + 16;
+      pack(rows, 16, q ? w.scales.data() : nullptr, k, aligned);
+      pack(rows, 16, q ? w.scales.data() : nullptr, k, off);
+      EXPECT_EQ(std::memcmp(aligned, off, bytes), 0);
+    }
+  }
+}
+
 // Packed bytes kept elsewhere (the pack cache's file) and adopted in place compute exactly
 // what the matrix they were packed as does, on both paths; the owner is held until the
 // adopted matrix goes.
