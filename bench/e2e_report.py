@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Renders the end-to-end benchmark results (bench/run_e2e.sh) as docs/performance.md,
-docs/performance.json and two plots (docs/performance-stages.png, docs/performance-decode.png).
+docs/performance.json and two plots (docs/performance-stages.png, docs/performance-decode.png);
+--name changes the "performance" in those names.
 
-Yardsticks, all from the same run's machine_limits_bench (the larger of the runs before and
-after): peak FLOP/s = FMA peak per thread x threads; bandwidth = STREAM triad at that thread
-count. Stage FLOPs are counted from config.json (useful multiply-adds x 2, attention included,
+Yardsticks: the reference limits of docs/machine-limits-reference.json when this run's
+machine is the one they were measured on, else the same run's machine_limits_bench (the
+larger of the runs before and after): peak FLOP/s = FMA peak per thread x threads; bandwidth =
+STREAM triad at that thread count. Stage FLOPs are counted from config.json (useful multiply-adds x 2, attention included,
 norms and activations not); decode bytes per token are read from the safetensors header: every
 matrix a generated token streams (LM layers, LM head, the gated blocks' q/o/FFN: their visual
 K/V is cached) plus the KV cache it reads.
@@ -136,26 +138,55 @@ def decode_bytes(cfg, sizes, positions):
 
 
 # ---------------------------------------------------------------------------- collection
-def reference_limits(path):
+def machine_of(context):
+    """What tells two machines apart in Google Benchmark's context: CPUs, clock, caches."""
+    caches = sorted((c["level"], c["type"], c["size"], c.get("num_sharing", 0))
+                    for c in context.get("caches", []))
+    return context.get("num_cpus"), context.get("mhz_per_cpu"), caches
+
+
+def describe_machine(context):
+    l3 = [c["size"] for c in context.get("caches", []) if c["level"] == 3]
+    return (f"{context.get('num_cpus')} CPUs at {context.get('mhz_per_cpu')} MHz"
+            + (f", L3 {l3[0] // 2**20} MiB" if l3 else ""))
+
+
+def reference_limits(path, run_context):
     """The reference limits: a machine_limits section written by bench/run_kernels.sh, kept in
     docs/machine-limits-reference.json so that the yardstick does not move each time the kernel
-    tables are rerun on a busier host."""
+    tables are rerun on a busier host. They hold for the machine they were measured on only:
+    when this run's machine differs (CPUs, clock or caches), the run's own limits are the
+    yardstick and the reason is kept in "skipped"."""
     if not path or not os.path.exists(path):
         return None
     with open(path) as f:
         d = json.load(f)
+    ref_context = d.get("context", {})
+    if machine_of(ref_context) != machine_of(run_context):
+        return {"skipped": f"the reference limits of {os.path.basename(path)} were measured on another "
+                           f"machine ({describe_machine(ref_context)}; this run: {describe_machine(run_context)})"}
     u = d["machine_limits"]["used"]
     return {"peak_flops_per_thread": u["peak_flops_per_thread"],
             "triad": {int(k): v for k, v in u["triad_bytes_per_s"].items()}, "note": d.get("note", "")}
 
 
 def collect(results, models, reference_path=None):
-    ref = reference_limits(reference_path)
-    limits = limits_from({n: load_medians(os.path.join(results, n + ".json"))[0]
-                          for n in ("machine_limits", "machine_limits_after")
-                          if os.path.exists(os.path.join(results, n + ".json"))})
+    measured = {n: load_medians(os.path.join(results, n + ".json"))
+                for n in ("machine_limits", "machine_limits_after")
+                if os.path.exists(os.path.join(results, n + ".json"))}
+    limits = limits_from({n: m[0] for n, m in measured.items()})
+    run_context = next(iter(measured.values()))[1] if measured else {}
+    ref = reference_limits(reference_path, run_context)
+    skipped = ref.pop("skipped") if ref and "skipped" in ref else None
+    if skipped:
+        ref = None
     peak = limits["peak_flops_per_thread"]
     triad = {int(k): v for k, v in limits["triad"].items()}
+    if not ref:
+        # Without a reference for this machine, the run's own limits are the yardstick: the
+        # tables' first figure and the bracketed one are then the same.
+        ref = {"peak_flops_per_thread": peak, "triad": triad, "own": True,
+               "note": skipped or "no reference limits file"}
     rows, torch_rows = [], []
     # engine-*: loads that pack the weights; cached-*: loads from a pack cache (PACK_CACHE=1).
     for path in sorted(glob.glob(os.path.join(results, "engine-*.jsonl"))
@@ -253,7 +284,7 @@ def collect(results, models, reference_path=None):
         os.path.join(results, "load.txt")) else []
     return {"limits": {"peak_flops_per_thread": peak, "triad_bytes_per_s": triad,
                        "read_bytes_per_s": limits["read"]},
-            "reference_limits": ref,
+            "reference_limits": ref, "machine": describe_machine(run_context),
             "engine": rows, "pytorch": torch_rows, "load_average": load}
 
 
@@ -270,7 +301,7 @@ def both(r, key):
     return f"{pct(r.get(key))} [{pct(r.get(key + '_run'))}]"
 
 
-def plots(data, docs):
+def plots(data, docs, prefix):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -302,7 +333,7 @@ def plots(data, docs):
         ax.set_title(CONFIG_NAMES[c], fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(docs, "performance-stages.png"), dpi=110)
+    fig.savefig(os.path.join(docs, f"{prefix}-stages.png"), dpi=110)
     plt.close(fig)
 
     fig, axes = plt.subplots(1, max(1, len(cfgs)), figsize=(6.5 * max(1, len(cfgs)), 4.0), squeeze=False)
@@ -324,7 +355,7 @@ def plots(data, docs):
         ax.set_title(CONFIG_NAMES[c], fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(docs, "performance-decode.png"), dpi=110)
+    fig.savefig(os.path.join(docs, f"{prefix}-decode.png"), dpi=110)
     plt.close(fig)
 
 
@@ -334,7 +365,11 @@ def render(data):
     out = []
     out.append("## Measured tables\n")
     I = data.get("reference_limits")
-    if I:
+    if I and I.get("own"):
+        out.append(f"Machine: {data.get('machine')}. Yardstick (percentages in the tables): this run's own limits "
+                   f"({I['note']}), measured by machine_limits_bench at the start and end of the last "
+                   "bench/run_e2e.sh invocation, the larger of the two; the bracketed figures are the same. ")
+    elif I:
         out.append(f"Yardstick (percentages in the tables): the reference limits of docs/machine-limits-reference.json "
                    f"({I['note']}): FMA peak {f1(I['peak_flops_per_thread'] / 1e9)} GFLOP/s per thread; "
                    + "STREAM triad " + ", ".join(f"{f1(v / 1e9, 2)} GB/s at {t} thread(s)" for t, v in sorted(I["triad"].items()))
@@ -399,7 +434,7 @@ def render(data):
                f"({pct(r.get('first_phase_pct_thread_peak'))})" for r in rows if r.get("first_phase_gflop_per_cpu_s")]
         if eff:
             out.append("Compute efficiency per CPU-second actually received (vision + resampler + prefill FLOPs ÷ the "
-                       "process's CPU time up to the first token; % of one thread's reference FMA peak): " + "; ".join(eff) + ".\n")
+                       "process's CPU time up to the first token; % of one thread's FMA peak in the yardstick above): " + "; ".join(eff) + ".\n")
         scal = []
         for dt in DTYPE_ORDER:
             a = next((r for r in rows if r["dtype"] == dt and r["threads"] == 1), None)
@@ -426,13 +461,15 @@ def main():
     ap.add_argument("--models", required=True)
     ap.add_argument("--docs", required=True)
     ap.add_argument("--reference-limits", default=os.path.join(os.path.dirname(HERE), "docs", "machine-limits-reference.json"))
+    # Another machine's tables go beside the main ones (--name performance-<machine>).
+    ap.add_argument("--name", default="performance")
     args = ap.parse_args()
     data = collect(args.results, args.models, args.reference_limits)
-    with open(os.path.join(args.docs, "performance.json"), "w") as f:
+    with open(os.path.join(args.docs, args.name + ".json"), "w") as f:
         json.dump(data, f, indent=1)
-    plots(data, args.docs)
+    plots(data, args.docs, args.name)
     tables = render(data)
-    md = os.path.join(args.docs, "performance.md")
+    md = os.path.join(args.docs, args.name + ".md")
     begin, end = "<!-- e2e tables: generated by bench/e2e_report.py -->", "<!-- end of generated tables -->"
     text = open(md).read() if os.path.exists(md) else f"# Performance\n\n{begin}\n{end}\n"
     if begin not in text:
@@ -441,7 +478,7 @@ def main():
     text = text[:a] + "\n" + tables + "\n" + text[b:]
     with open(md, "w") as f:
         f.write(text)
-    print(f"wrote {md}, performance.json and the plots")
+    print(f"wrote {md}, {args.name}.json and the plots")
 
 
 if __name__ == "__main__":

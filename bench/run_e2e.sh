@@ -12,7 +12,8 @@
 # Environment: MODELS (model parent dir, default build/bench-models; ~36 GB for both configs
 # in four types), RESULTS (default build/bench-e2e), TORCH=0 skips PyTorch, DECODE_<config>
 # (tokens decoded after the few-shot prompt; defaults 16 tinyllama, 8 flamingo3b),
-# CAPTION_TOKENS (20), RUNS_1T (runs at 1 thread, default RUNS), TORCH_RUNS (default RUNS),
+# CAPTION_TOKENS (20), DOC (name of the page, JSON and plots in docs/; default performance),
+# RUNS_1T (runs at 1 thread, default RUNS), TORCH_RUNS (default RUNS),
 # TORCH_THREADS (default THREADS), PACK_CACHE=1 (each cell also runs RUNS times loading from
 # a pack cache that one untimed run wrote first; the cache is deleted after the cell),
 # ORDER=rounds (run 1 of every cell, then run 2 of every cell, ...; needs every type's files
@@ -141,4 +142,5 @@ if [ "${REPORT_ONLY:-0}" != 1 ]; then
     --benchmark_min_time=0.2 --benchmark_out="$results/machine_limits_after.json" --benchmark_out_format=json >/dev/null
   echo "load_after $(cut -d' ' -f1-3 /proc/loadavg) $(date -u +%FT%TZ)" >>"$results/load.txt"
 fi
-"$py" "$root/bench/e2e_report.py" --results "$results" --models "$models" --docs "$root/docs"
+"$py" "$root/bench/e2e_report.py" --results "$results" --models "$models" --docs "$root/docs" \
+  --name "${DOC:-performance}"
