@@ -49,6 +49,22 @@ int64_t PackedMatrix::k() const { return impl_ ? impl_->k : 0; }
 size_t PackedMatrix::bytes() const { return impl_ ? impl_->bytes : 0; }
 bool PackedMatrix::empty() const { return impl_ == nullptr; }
 
+detail::PackPanelFn pack_panel_fn(WeightType type) {
+  const bool avx2 = active_isa() == Isa::kAvx2;
+  switch (type) {
+    case WeightType::kF32:
+      return avx2 ? detail::pack_panel_f32_avx2 : detail::pack_panel_f32_scalar;
+    case WeightType::kF16:
+    case WeightType::kBF16:
+      return avx2 ? detail::pack_panel_x16_avx2 : detail::pack_panel_x16_scalar;
+    case WeightType::kQ8_0:
+      return avx2 ? detail::pack_panel_q8_0_avx2 : detail::pack_panel_q8_0_scalar;
+    case WeightType::kQ4_0:
+      return avx2 ? detail::pack_panel_q4_0_avx2 : detail::pack_panel_q4_0_scalar;
+  }
+  return nullptr;  // not one of the five types: pack_matrix rejects those before packing
+}
+
 namespace {
 
 bool is_quantised(WeightType t) { return t == WeightType::kQ8_0 || t == WeightType::kQ4_0; }
@@ -73,23 +89,6 @@ void validate(const WeightView& w, const char* what = "pack_matrix") {
     if (w.scales == nullptr)
       fail(ErrorCode::kInvalidArgument, what, ": ", name, " weight has no scales");
   }
-}
-
-// The ISA's packing of one panel; every ISA writes the same bytes.
-detail::PackPanelFn pack_panel_fn(WeightType type) {
-  const bool avx2 = active_isa() == Isa::kAvx2;
-  switch (type) {
-    case WeightType::kF32:
-      return avx2 ? detail::pack_panel_f32_avx2 : detail::pack_panel_f32_scalar;
-    case WeightType::kF16:
-    case WeightType::kBF16:
-      return avx2 ? detail::pack_panel_x16_avx2 : detail::pack_panel_x16_scalar;
-    case WeightType::kQ8_0:
-      return avx2 ? detail::pack_panel_q8_0_avx2 : detail::pack_panel_q8_0_scalar;
-    case WeightType::kQ4_0:
-      return avx2 ? detail::pack_panel_q4_0_avx2 : detail::pack_panel_q4_0_scalar;
-  }
-  return nullptr;  // validate() has rejected other types
 }
 
 // Panels [p0, p1) of w into `out`, laid out as impl says, each written completely (padding

@@ -46,6 +46,9 @@ NextWeights next_weights(const PackedMatrix::Impl& w, int64_t p, int64_t p0, int
 // shares.
 detail::GemmFn panel_gemm();
 detail::DequantFn panel_dequant(WeightType type);
+// The active ISA's packing of one panel of `type` (null for an unknown type); every ISA
+// writes the same bytes.
+detail::PackPanelFn pack_panel_fn(WeightType type);
 
 // Sub-panel (p, k0) of w as kc×16 fp32 values: an f32 panel in place, any other type widened
 // into scratch (kc·16 floats) by `dequant`, the value panel_dequant(w.type) gave.

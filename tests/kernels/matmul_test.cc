@@ -695,10 +695,8 @@ TEST(MatmulPacking, Avx2PackingIsTheSameAtAnyDestinationAlignment) {
       const size_t row_bytes = w.data.size() / 16;
       const uint8_t* rows[16];
       for (int r = 0; r < 16; ++r) rows[r] = w.data.data() + r * row_bytes;
-      const detail::PackPanelFn pack = t == WeightType::kF32    ? detail::pack_panel_f32_avx2
-                                       : t == WeightType::kQ8_0 ? detail::pack_panel_q8_0_avx2
-                                       : t == WeightType::kQ4_0 ? detail::pack_panel_q4_0_avx2
-                                                                : detail::pack_panel_x16_avx2;
+      IsaScope scope(Isa::kAvx2);
+      const detail::PackPanelFn pack = pack_panel_fn(t);
       const size_t bytes = detail::panel_bytes(static_cast<detail::PanelType>(t), k);
       std::vector<uint8_t> a(bytes + 64), b(bytes + 64);
       uint8_t* aligned = a.data() + (64 - reinterpret_cast<uintptr_t>(a.data()) % 64) % 64;
