@@ -33,7 +33,11 @@ from reference.model_dir import load_model_dir  # noqa: E402
 FIXTURE_DIR = os.path.join(ROOT, "tests", "data", "parity")
 GREEDY_TOKENS = 32
 MIN_GREEDY_MARGIN = 1e-3  # top-1 minus top-2 logit at every greedy step
-DRIFT_TOL = 1e-6
+# PyTorch's fp32 kernels differ between CPUs in summation order: the same script gave 1.25e-6
+# (relative) on an Intel VM with AMX/AVX512-FP16; it stayed under 1e-6 on the fixtures' first
+# two machines. That is ten float32 ulps; the drifts this check exists for (a changed formula,
+# constant, layout or random stream) move outputs by orders of magnitude more.
+DRIFT_TOL = 1e-5
 
 CORPUS = [
     "a photo of two cats on a red sofa",
