@@ -22,6 +22,8 @@
 // a matrix of about 768 KiB (resident in L2), no thread pool. Its weight bytes/s is the
 // rate the kernel can consume when memory is not the limit: if it is not well above the DRAM
 // bandwidth per core, the kernel and not the memory bounds the decode.
+// microkernel/gemv_<q8_0|q4_0>_1x32_<isa>/K:<k>: the same with the decode kernel that takes two
+// panels at once (what matmul runs for M = 1 on the quantised types).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -194,8 +196,10 @@ void run_microkernel(benchmark::State& state, fk::detail::GemmFn gemm, int64_t k
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// gemv_q_pair, when given, takes the panels two at a time (the 1x32 decode kernels).
 void run_gemv_hot(benchmark::State& state, WeightType type, fk::detail::GemvFn gemv,
-                  fk::detail::GemvQuantFn gemv_q, fk::detail::QuantizeRowsFn quantize, int64_t k) {
+                  fk::detail::GemvQuantFn gemv_q, fk::detail::GemvQuantPairFn gemv_q_pair,
+                  fk::detail::QuantizeRowsFn quantize, int64_t k) {
   // As many 16-row panels as fill about 768 KiB: in L2 (≥ 1 MiB on the machines we run), well
   // past L1.
   const auto panel =
@@ -209,9 +213,15 @@ void run_gemv_hot(benchmark::State& state, WeightType type, fk::detail::GemvFn g
   std::vector<int32_t> asum(ad.size());
   fk::detail::QuantizedRows rows{aq.data(), ad.data(), asum.data(), k};
   if (gemv_q) quantize(a.data(), k, 1, k, aq.data(), ad.data(), asum.data());
-  float out[fk::detail::kPanelRows];
+  float out[fk::detail::kPanelRows], out1[fk::detail::kPanelRows];
   for (auto _ : state) {
-    for (int64_t p = 0; p < impl.num_panels; ++p) {
+    int64_t p = 0;
+    for (; gemv_q_pair && p + 2 <= impl.num_panels; p += 2) {
+      gemv_q_pair(rows, impl.panel(p), impl.panel(p + 1), out, out1);
+      benchmark::DoNotOptimize(out);
+      benchmark::DoNotOptimize(out1);
+    }
+    for (; p < impl.num_panels; ++p) {
       if (gemv_q)
         gemv_q(rows, 1, impl.panel(p), out);
       else
@@ -227,6 +237,7 @@ void run_gemv_hot(benchmark::State& state, WeightType type, fk::detail::GemvFn g
 
 void register_gemv_hot(const char* isa, const fk::detail::GemvFn (&dense)[3],
                        const fk::detail::GemvQuantFn (&quant)[2],
+                       const fk::detail::GemvQuantPairFn (&pair)[2],
                        fk::detail::QuantizeRowsFn quantize) {
   const WeightType types[] = {WeightType::kF32, WeightType::kF16, WeightType::kBF16,
                               WeightType::kQ8_0, WeightType::kQ4_0};
@@ -238,7 +249,14 @@ void register_gemv_hot(const char* isa, const fk::detail::GemvFn (&dense)[3],
       const std::string name = "microkernel/gemv_" + std::string(fk::weight_type_name(type)) + "_" +
                                isa + "/K:" + std::to_string(k);
       benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
-        run_gemv_hot(s, type, g, gq, quantize, k);
+        run_gemv_hot(s, type, g, gq, nullptr, quantize, k);
+      })->UseRealTime();
+      if (i < 3) continue;
+      const fk::detail::GemvQuantPairFn gp = pair[i - 3];
+      const std::string pair_name = "microkernel/gemv_" + std::string(fk::weight_type_name(type)) +
+                                    "_1x32_" + isa + "/K:" + std::to_string(k);
+      benchmark::RegisterBenchmark(pair_name.c_str(), [=](benchmark::State& s) {
+        run_gemv_hot(s, type, nullptr, gq, gp, quantize, k);
       })->UseRealTime();
     }
   }
@@ -249,9 +267,13 @@ void register_all() {
     namespace d = fk::detail;
     if (fk::cpu_has_avx2())
       register_gemv_hot("avx2", {d::gemv_f32_avx2, d::gemv_f16_avx2, d::gemv_bf16_avx2},
-                        {d::gemv_q8_0_q8_avx2, d::gemv_q4_0_q8_avx2}, d::quantize_rows_q8_avx2);
+                        {d::gemv_q8_0_q8_avx2, d::gemv_q4_0_q8_avx2},
+                        {d::gemv_q8_0_q8_1x32_avx2, d::gemv_q4_0_q8_1x32_avx2},
+                        d::quantize_rows_q8_avx2);
     register_gemv_hot("scalar", {d::gemv_f32_scalar, d::gemv_f16_scalar, d::gemv_bf16_scalar},
-                      {d::gemv_q8_0_q8_scalar, d::gemv_q4_0_q8_scalar}, d::quantize_rows_q8_scalar);
+                      {d::gemv_q8_0_q8_scalar, d::gemv_q4_0_q8_scalar},
+                      {d::gemv_q8_0_q8_1x32_scalar, d::gemv_q4_0_q8_1x32_scalar},
+                      d::quantize_rows_q8_scalar);
   }
   for (int64_t kc : {256, 512}) {
     const std::string suffix = "/kc:" + std::to_string(kc);

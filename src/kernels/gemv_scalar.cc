@@ -126,5 +126,16 @@ void gemv_q8_0_q8_scalar(const QuantizedRows& a, int m, const uint8_t* panel, fl
 void gemv_q4_0_q8_scalar(const QuantizedRows& a, int m, const uint8_t* panel, float* out) {
   gemv_quant<true>(a, m, panel, out);
 }
+// Two streams buy a scalar loop nothing: the two panels one after the other, the same bits.
+void gemv_q8_0_q8_1x32_scalar(const QuantizedRows& a, const uint8_t* panel0, const uint8_t* panel1,
+                              float* out0, float* out1) {
+  gemv_quant<false>(a, 1, panel0, out0);
+  gemv_quant<false>(a, 1, panel1, out1);
+}
+void gemv_q4_0_q8_1x32_scalar(const QuantizedRows& a, const uint8_t* panel0, const uint8_t* panel1,
+                              float* out0, float* out1) {
+  gemv_quant<true>(a, 1, panel0, out0);
+  gemv_quant<true>(a, 1, panel1, out1);
+}
 
 }  // namespace flamingo::kernels::detail

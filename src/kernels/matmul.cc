@@ -23,6 +23,7 @@ using detail::kPanelRows;
 struct KernelSet {
   detail::GemvFn gemv[kNumPanelTypes];  // null for the quantised types: they take gemv_q
   detail::GemvQuantFn gemv_q[kNumPanelTypes];
+  detail::GemvQuantPairFn gemv_q_pair[kNumPanelTypes];  // one row of A, two panels (decode)
   detail::QuantizeRowsFn quantize_rows;
   detail::DequantFn dequant[kNumPanelTypes];  // null for f32: the GEMM reads its panels in place
   detail::GemmFn gemm;
@@ -31,6 +32,7 @@ struct KernelSet {
 const KernelSet kScalar = {
     {detail::gemv_f32_scalar, detail::gemv_f16_scalar, detail::gemv_bf16_scalar, nullptr, nullptr},
     {nullptr, nullptr, nullptr, detail::gemv_q8_0_q8_scalar, detail::gemv_q4_0_q8_scalar},
+    {nullptr, nullptr, nullptr, detail::gemv_q8_0_q8_1x32_scalar, detail::gemv_q4_0_q8_1x32_scalar},
     detail::quantize_rows_q8_scalar,
     {nullptr, detail::dequant_panel_f16_scalar, detail::dequant_panel_bf16_scalar,
      detail::dequant_panel_q8_0_scalar, detail::dequant_panel_q4_0_scalar},
@@ -39,6 +41,7 @@ const KernelSet kScalar = {
 const KernelSet kAvx2 = {
     {detail::gemv_f32_avx2, detail::gemv_f16_avx2, detail::gemv_bf16_avx2, nullptr, nullptr},
     {nullptr, nullptr, nullptr, detail::gemv_q8_0_q8_avx2, detail::gemv_q4_0_q8_avx2},
+    {nullptr, nullptr, nullptr, detail::gemv_q8_0_q8_1x32_avx2, detail::gemv_q4_0_q8_1x32_avx2},
     detail::quantize_rows_q8_avx2,
     {nullptr, detail::dequant_panel_f16_avx2, detail::dequant_panel_bf16_avx2,
      detail::dequant_panel_q8_0_avx2, detail::dequant_panel_q4_0_avx2},
@@ -94,6 +97,7 @@ void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
               const MatmulEpilogue& ep) {
   const detail::GemvFn gemv = ks.gemv[static_cast<int>(w.type)];
   const detail::GemvQuantFn gemv_q = ks.gemv_q[static_cast<int>(w.type)];
+  const detail::GemvQuantPairFn gemv_q_pair = ks.gemv_q_pair[static_cast<int>(w.type)];
   detail::QuantizedRows aq;
   if (gemv_q) {
     // A is rounded once per call, before the tasks start, and shared by all of them.
@@ -118,14 +122,25 @@ void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
       [&](int64_t t) {
         float out[kGemmMinRows * kPanelRows];
         const int64_t p_end = std::min(w.num_panels, (t + 1) * per_task);
-        for (int64_t p = t * per_task; p < p_end; ++p) {
+        auto finish = [&](int64_t p, const float* o) {
+          const int64_t n0 = p * kPanelRows;
+          apply_epilogue(o, m, kPanelRows, n0, std::min<int64_t>(kPanelRows, w.n - n0), c, ldc, ep);
+        };
+        int64_t p = t * per_task;
+        if (gemv_q_pair && m == 1) {
+          for (; p + 2 <= p_end; p += 2) {
+            float out1[kPanelRows];
+            gemv_q_pair(aq, w.panel(p), w.panel(p + 1), out, out1);
+            finish(p, out);
+            finish(p + 1, out1);
+          }
+        }
+        for (; p < p_end; ++p) {
           if (gemv_q)
             gemv_q(aq, static_cast<int>(m), w.panel(p), out);
           else
             gemv(a, lda, static_cast<int>(m), w.panel(p), w.k, out);
-          const int64_t n0 = p * kPanelRows;
-          apply_epilogue(out, m, kPanelRows, n0, std::min<int64_t>(kPanelRows, w.n - n0), c, ldc,
-                         ep);
+          finish(p, out);
         }
       },
       detail::stream_ns(bytes));

@@ -59,6 +59,11 @@ using QuantizeRowsFn = void (*)(const float* a, int64_t lda, int m, int64_t k, i
 // (Σ_{k in b} q_a[r][k]·q_w[j][k]), the inner sums exact in integers, r < m (1..7). The block
 // sums are added in k order, whatever the ISA or threading.
 using GemvQuantFn = void (*)(const QuantizedRows& a, int m, const uint8_t* panel, float* out);
+// One row of A against two panels at once (decode): out0 and out1 get exactly what
+// GemvQuantFn with m = 1 gives for panel0 and panel1. Two weight streams instead of one keep more
+// DRAM requests in flight on one core.
+using GemvQuantPairFn = void (*)(const QuantizedRows& a, const uint8_t* panel0,
+                                 const uint8_t* panel1, float* out0, float* out1);
 
 // Expands k rows [k0, k0+kc) of one panel to fp32: out[(kk)*16 + j] = W[j][k0+kk]. For the
 // quantised types k0 and kc are multiples of 32.
@@ -105,6 +110,10 @@ using PackPanelFn = void (*)(const uint8_t* const* rows, int nr, const uint16_t*
   void quantize_rows_q8_##isa(const float*, int64_t, int, int64_t, int8_t*, float*, int32_t*);   \
   void gemv_q8_0_q8_##isa(const QuantizedRows&, int, const uint8_t*, float*);                    \
   void gemv_q4_0_q8_##isa(const QuantizedRows&, int, const uint8_t*, float*);                    \
+  void gemv_q8_0_q8_1x32_##isa(const QuantizedRows&, const uint8_t*, const uint8_t*, float*,     \
+                               float*);                                                          \
+  void gemv_q4_0_q8_1x32_##isa(const QuantizedRows&, const uint8_t*, const uint8_t*, float*,     \
+                               float*);                                                          \
   void dequant_panel_f16_##isa(const uint8_t*, int64_t, int64_t, float*);                        \
   void dequant_panel_bf16_##isa(const uint8_t*, int64_t, int64_t, float*);                       \
   void dequant_panel_q8_0_##isa(const uint8_t*, int64_t, int64_t, float*);                       \

@@ -370,7 +370,8 @@ TEST(MatmulAgreement, ScalarAndAvx2Agree) {
   ThreadPool pool(2, /*min_parallel_ns=*/0);
   for (WeightType type : kAllTypes) {
     for (int64_t m : {1, 4, 7, 8, 50}) {
-      const int64_t n = 70, k = 320;
+      // 11 panels: the GEMV's tasks take two each, the decode kernel pairs them, the last alone.
+      const int64_t n = 166, k = 320;
       const TestWeights w = make_weights(type, n, k, 11);
       const PackedMatrix packed = pack_matrix(w.view());
       const std::vector<float> a = random_floats(static_cast<size_t>(m * k), 12);
@@ -497,6 +498,57 @@ TEST(QuantizeRowsQ8, EdgeBlocksOnBothIsas) {
     EXPECT_EQ(s.q, v.q);
     EXPECT_EQ(s.sum, v.sum);
     EXPECT_EQ(std::memcmp(s.d.data(), v.d.data(), s.d.size() * 4), 0);
+  }
+}
+
+// The decode kernels that take two panels at once (one row of A): the same bits as the
+// single-panel kernel on each, on both ISAs, for K of one block up to a model's width, with
+// large-magnitude and non-finite activation blocks, and nothing written past the 16 outputs.
+TEST(GemvQuantPair, EqualsTwoSinglePanelCallsOnBothIsas) {
+  struct Kernels {
+    const char* name;
+    detail::GemvQuantFn single;
+    detail::GemvQuantPairFn pair;
+    detail::QuantizeRowsFn quantize;
+    bool avx2;
+  };
+  const Kernels sets[] = {
+      {"q8_0 scalar", detail::gemv_q8_0_q8_scalar, detail::gemv_q8_0_q8_1x32_scalar,
+       detail::quantize_rows_q8_scalar, false},
+      {"q4_0 scalar", detail::gemv_q4_0_q8_scalar, detail::gemv_q4_0_q8_1x32_scalar,
+       detail::quantize_rows_q8_scalar, false},
+      {"q8_0 avx2", detail::gemv_q8_0_q8_avx2, detail::gemv_q8_0_q8_1x32_avx2,
+       detail::quantize_rows_q8_avx2, true},
+      {"q4_0 avx2", detail::gemv_q4_0_q8_avx2, detail::gemv_q4_0_q8_1x32_avx2,
+       detail::quantize_rows_q8_avx2, true},
+  };
+  for (const Kernels& ks : sets) {
+    if (ks.avx2 && !cpu_has_avx2()) continue;
+    const WeightType type = ks.name[1] == '8' ? WeightType::kQ8_0 : WeightType::kQ4_0;
+    for (int64_t k : {32, 64, 96, 320, 2048, 5632}) {
+      SCOPED_TRACE(::testing::Message() << ks.name << ", K=" << k);
+      const TestWeights w = make_weights(type, 48, k, 21);  // 3 panels: pairs (0, 1) and (2, 1)
+      const PackedMatrix packed = pack_matrix(w.view());
+      const PackedMatrix::Impl& m = packed.impl();
+      std::vector<float> a = random_floats(static_cast<size_t>(k), 22);
+      a[0] = 3e4f;  // a block led by a large value rounds the others to few levels
+      if (k >= 96) a[70] = std::numeric_limits<float>::infinity();  // block 2 becomes NaN
+      const RoundedRows r = round_rows(ks.quantize, a, 1, k);
+      const detail::QuantizedRows aq{r.q.data(), r.d.data(), r.sum.data(), k};
+      for (const auto& [p0, p1] : {std::pair<int64_t, int64_t>{0, 1}, {2, 1}}) {
+        constexpr int kP = detail::kPanelRows;
+        GuardedBuffer want0(kP), want1(kP), got0(kP), got1(kP);
+        ks.single(aq, 1, m.panel(p0), want0.data());
+        ks.single(aq, 1, m.panel(p1), want1.data());
+        ks.pair(aq, m.panel(p0), m.panel(p1), got0.data(), got1.data());
+        EXPECT_EQ(std::memcmp(got0.data(), want0.data(), kP * 4), 0) << "panel " << p0;
+        EXPECT_EQ(std::memcmp(got1.data(), want1.data(), kP * 4), 0) << "panel " << p1;
+        EXPECT_TRUE(got0.intact() && got1.intact()) << "wrote outside its 16 outputs";
+        if (k < 96) {
+          for (int j = 0; j < kP; ++j) EXPECT_TRUE(std::isfinite(got0.data()[j])) << j;
+        }
+      }
+    }
   }
 }
 
