@@ -256,6 +256,21 @@ inline void block_dots(const int8_t* const* aq, const uint8_t* q, __m256i (&is)[
   }
 }
 
+// The kPanelRows fp16 scales that open a block, columns 0-7 and 8-15.
+struct BlockScales {
+  explicit BlockScales(const uint8_t* block)
+      : half{_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block))),
+             _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16)))} {}
+  __m256 half[2];
+};
+
+// acc + (dot − off)·(d_w·d_a) for 8 columns of one block: every quantised GEMV applies the
+// scales here, so that all of them, and the scalar kernel, do the same fp32 operations.
+inline __m256 add_block(__m256i dot, __m256 dw, __m256 da, __m256i off, __m256 acc) {
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(dot, off)), _mm256_mul_ps(dw, da),
+                         acc);
+}
+
 // Rows [r0, r0 + MR) of A over the blocks [b0, b1): out[r] = fma(dot, d_w·d_a, out[r]) per
 // block in k order, the same operations as the scalar kernel, so both give identical bits.
 template <bool Q4, int MR>
@@ -272,20 +287,16 @@ void quant_rows(const QuantizedRows& a, int r0, const uint8_t* panel, int64_t b0
     const int8_t* aq[MR];
     for (int r = 0; r < MR; ++r) aq[r] = a.q + (r0 + r) * a.k + b * kQBlock;
     __m256i is[MR][2];
-    block_dots<Q4, MR>(aq, blk + 32, is);
-    const __m256 dw[2] = {
-        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))),
-        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16)))};
+    block_dots<Q4, MR>(aq, blk + kQScaleBytes, is);
+    const BlockScales dw(blk);
     for (int r = 0; r < MR; ++r) {
       const int64_t ab = (r0 + r) * nb + b;
       const __m256 da = _mm256_set1_ps(a.d[ab]);
       const __m256i off = _mm256_set1_epi32(Q4 ? 8 * a.sum[ab] : 0);
       float* o = out + int64_t{r0 + r} * kPanelRows;
-      for (int64_t h = 0; h < 2; ++h) {
-        const __m256 dot = _mm256_cvtepi32_ps(_mm256_sub_epi32(is[r][h], off));
-        _mm256_storeu_ps(
-            o + 8 * h, _mm256_fmadd_ps(dot, _mm256_mul_ps(dw[h], da), _mm256_loadu_ps(o + 8 * h)));
-      }
+      for (int h = 0; h < 2; ++h)
+        _mm256_storeu_ps(o + 8 * h,
+                         add_block(is[r][h], dw.half[h], da, off, _mm256_loadu_ps(o + 8 * h)));
     }
   }
 }
@@ -339,12 +350,8 @@ void quant_pair(const QuantizedRows& a, const uint8_t* const (&panel)[2], float*
         _mm_prefetch(reinterpret_cast<const char*>(blk + kPairPrefetchBytes + l), _MM_HINT_T0);
       __m256i is[1][2];
       block_dots<Q4, 1>(aq, blk + kQScaleBytes, is);
-      for (int h = 0; h < 2; ++h) {
-        const __m256 dw =
-            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * h)));
-        const __m256 dot = _mm256_cvtepi32_ps(_mm256_sub_epi32(is[0][h], off));
-        acc[s][h] = _mm256_fmadd_ps(dot, _mm256_mul_ps(dw, da), acc[s][h]);
-      }
+      const BlockScales dw(blk);
+      for (int h = 0; h < 2; ++h) acc[s][h] = add_block(is[0][h], dw.half[h], da, off, acc[s][h]);
     }
   }
   for (int s = 0; s < 2; ++s)
