@@ -507,27 +507,27 @@ TEST(QuantizeRowsQ8, EdgeBlocksOnBothIsas) {
 TEST(GemvQuantPair, EqualsTwoSinglePanelCallsOnBothIsas) {
   struct Kernels {
     const char* name;
+    WeightType type;
     detail::GemvQuantFn single;
     detail::GemvQuantPairFn pair;
     detail::QuantizeRowsFn quantize;
     bool avx2;
   };
   const Kernels sets[] = {
-      {"q8_0 scalar", detail::gemv_q8_0_q8_scalar, detail::gemv_q8_0_q8_1x32_scalar,
-       detail::quantize_rows_q8_scalar, false},
-      {"q4_0 scalar", detail::gemv_q4_0_q8_scalar, detail::gemv_q4_0_q8_1x32_scalar,
-       detail::quantize_rows_q8_scalar, false},
-      {"q8_0 avx2", detail::gemv_q8_0_q8_avx2, detail::gemv_q8_0_q8_1x32_avx2,
+      {"q8_0 scalar", WeightType::kQ8_0, detail::gemv_q8_0_q8_scalar,
+       detail::gemv_q8_0_q8_1x32_scalar, detail::quantize_rows_q8_scalar, false},
+      {"q4_0 scalar", WeightType::kQ4_0, detail::gemv_q4_0_q8_scalar,
+       detail::gemv_q4_0_q8_1x32_scalar, detail::quantize_rows_q8_scalar, false},
+      {"q8_0 avx2", WeightType::kQ8_0, detail::gemv_q8_0_q8_avx2, detail::gemv_q8_0_q8_1x32_avx2,
        detail::quantize_rows_q8_avx2, true},
-      {"q4_0 avx2", detail::gemv_q4_0_q8_avx2, detail::gemv_q4_0_q8_1x32_avx2,
+      {"q4_0 avx2", WeightType::kQ4_0, detail::gemv_q4_0_q8_avx2, detail::gemv_q4_0_q8_1x32_avx2,
        detail::quantize_rows_q8_avx2, true},
   };
   for (const Kernels& ks : sets) {
     if (ks.avx2 && !cpu_has_avx2()) continue;
-    const WeightType type = ks.name[1] == '8' ? WeightType::kQ8_0 : WeightType::kQ4_0;
     for (int64_t k : {32, 64, 96, 320, 2048, 5632}) {
       SCOPED_TRACE(::testing::Message() << ks.name << ", K=" << k);
-      const TestWeights w = make_weights(type, 48, k, 21);  // 3 panels: pairs (0, 1) and (2, 1)
+      const TestWeights w = make_weights(ks.type, 48, k, 21);  // 3 panels: pairs (0, 1) and (2, 1)
       const PackedMatrix packed = pack_matrix(w.view());
       const PackedMatrix::Impl& m = packed.impl();
       std::vector<float> a = random_floats(static_cast<size_t>(k), 22);
