@@ -23,7 +23,10 @@
 // rate the kernel can consume when memory is not the limit: if it is not well above the DRAM
 // bandwidth per core, the kernel and not the memory bounds the decode.
 // microkernel/gemv_<q8_0|q4_0>_1x32_<isa>/K:<k>: the same with the decode kernel that takes two
-// panels at once (what matmul runs for M = 1 on the quantised types).
+// panels at once (what matmul runs for M = 1 on the quantised types under DecodeStreams::kSeveral).
+// microkernel/gemv_<f32|f16|bf16>_1x16_avx2/K:<k>: the single-stream decode kernel
+// (DecodeStreams::kOne). The matmul rows run the CPU's own choice (kernels/cpu.h);
+// FLAMINGO_DECODE_STREAMS=one or several makes them run the other.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -196,9 +199,16 @@ void run_microkernel(benchmark::State& state, fk::detail::GemmFn gemm, int64_t k
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// gemv_q_pair, when given, takes the panels two at a time (the 1x32 decode kernels).
-void run_gemv_hot(benchmark::State& state, WeightType type, fk::detail::GemvFn gemv,
-                  fk::detail::GemvQuantFn gemv_q, fk::detail::GemvQuantPairFn gemv_q_pair,
+// One decode kernel of each kind; run_gemv_hot uses the one that is set.
+struct GemvKernel {
+  fk::detail::GemvFn gemv = nullptr;                 // f32/f16/bf16, any M (run with M = 1)
+  fk::detail::GemvRowFn row = nullptr;               // f32/f16/bf16, one row, one stream
+  fk::detail::GemvQuantFn quant = nullptr;           // Q8_0/Q4_0, any M (run with M = 1)
+  fk::detail::GemvQuantRowFn quant_row = nullptr;    // Q8_0/Q4_0, one row, one stream
+  fk::detail::GemvQuantPairFn quant_pair = nullptr;  // Q8_0/Q4_0, one row, two panels
+};
+
+void run_gemv_hot(benchmark::State& state, WeightType type, GemvKernel kernel,
                   fk::detail::QuantizeRowsFn quantize, int64_t k) {
   // As many 16-row panels as fill about 768 KiB: in L2 (≥ 1 MiB on the machines we run), well
   // past L1.
@@ -212,20 +222,25 @@ void run_gemv_hot(benchmark::State& state, WeightType type, fk::detail::GemvFn g
   std::vector<float> ad(static_cast<size_t>(k / fk::detail::kQBlock));
   std::vector<int32_t> asum(ad.size());
   fk::detail::QuantizedRows rows{aq.data(), ad.data(), asum.data(), k};
-  if (gemv_q) quantize(a.data(), k, 1, k, aq.data(), ad.data(), asum.data());
+  const bool quantised = kernel.quant || kernel.quant_row || kernel.quant_pair;
+  if (quantised) quantize(a.data(), k, 1, k, aq.data(), ad.data(), asum.data());
   float out[fk::detail::kPanelRows], out1[fk::detail::kPanelRows];
   for (auto _ : state) {
     int64_t p = 0;
-    for (; gemv_q_pair && p + 2 <= impl.num_panels; p += 2) {
-      gemv_q_pair(rows, impl.panel(p), impl.panel(p + 1), out, out1);
+    for (; kernel.quant_pair && p + 2 <= impl.num_panels; p += 2) {
+      kernel.quant_pair(rows, impl.panel(p), impl.panel(p + 1), out, out1);
       benchmark::DoNotOptimize(out);
       benchmark::DoNotOptimize(out1);
     }
     for (; p < impl.num_panels; ++p) {
-      if (gemv_q)
-        gemv_q(rows, 1, impl.panel(p), out);
+      if (kernel.quant_row)
+        kernel.quant_row(rows, impl.panel(p), out);
+      else if (kernel.quant)  // also a pair kernel's odd panel
+        kernel.quant(rows, 1, impl.panel(p), out);
+      else if (kernel.row)
+        kernel.row(a.data(), impl.panel(p), k, out);
       else
-        gemv(a.data(), k, 1, impl.panel(p), k, out);
+        kernel.gemv(a.data(), k, 1, impl.panel(p), k, out);
       benchmark::DoNotOptimize(out);
     }
     benchmark::ClobberMemory();
@@ -235,45 +250,54 @@ void run_gemv_hot(benchmark::State& state, WeightType type, fk::detail::GemvFn g
                          benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void register_gemv_hot(const char* isa, const fk::detail::GemvFn (&dense)[3],
-                       const fk::detail::GemvQuantFn (&quant)[2],
-                       const fk::detail::GemvQuantPairFn (&pair)[2],
+// Registers microkernel/gemv_<type>[_<tile>]_<isa>/K:<k> for each kernel given (tile "" for the
+// general kernels, "1x16" for the single-stream ones, "1x32" for the pairs).
+void register_gemv_hot(const char* isa, WeightType type, const char* tile, GemvKernel kernel,
                        fk::detail::QuantizeRowsFn quantize) {
-  const WeightType types[] = {WeightType::kF32, WeightType::kF16, WeightType::kBF16,
-                              WeightType::kQ8_0, WeightType::kQ4_0};
-  for (int i = 0; i < 5; ++i) {
-    const WeightType type = types[i];
-    const fk::detail::GemvFn g = i < 3 ? dense[i] : nullptr;
-    const fk::detail::GemvQuantFn gq = i < 3 ? nullptr : quant[i - 3];
-    for (int64_t k : {2048, 5632}) {
-      const std::string name = "microkernel/gemv_" + std::string(fk::weight_type_name(type)) + "_" +
-                               isa + "/K:" + std::to_string(k);
-      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
-        run_gemv_hot(s, type, g, gq, nullptr, quantize, k);
-      })->UseRealTime();
-      if (i < 3) continue;
-      const fk::detail::GemvQuantPairFn gp = pair[i - 3];
-      const std::string pair_name = "microkernel/gemv_" + std::string(fk::weight_type_name(type)) +
-                                    "_1x32_" + isa + "/K:" + std::to_string(k);
-      benchmark::RegisterBenchmark(pair_name.c_str(), [=](benchmark::State& s) {
-        run_gemv_hot(s, type, nullptr, gq, gp, quantize, k);
-      })->UseRealTime();
-    }
+  for (int64_t k : {2048, 5632}) {
+    const std::string name = "microkernel/gemv_" + std::string(fk::weight_type_name(type)) +
+                             (*tile ? "_" : "") + tile + "_" + isa + "/K:" + std::to_string(k);
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
+      run_gemv_hot(s, type, kernel, quantize, k);
+    })->UseRealTime();
   }
 }
 
 void register_all() {
   {
     namespace d = fk::detail;
-    if (fk::cpu_has_avx2())
-      register_gemv_hot("avx2", {d::gemv_f32_avx2, d::gemv_f16_avx2, d::gemv_bf16_avx2},
-                        {d::gemv_q8_0_q8_avx2, d::gemv_q4_0_q8_avx2},
-                        {d::gemv_q8_0_q8_1x32_avx2, d::gemv_q4_0_q8_1x32_avx2},
-                        d::quantize_rows_q8_avx2);
-    register_gemv_hot("scalar", {d::gemv_f32_scalar, d::gemv_f16_scalar, d::gemv_bf16_scalar},
-                      {d::gemv_q8_0_q8_scalar, d::gemv_q4_0_q8_scalar},
-                      {d::gemv_q8_0_q8_1x32_scalar, d::gemv_q4_0_q8_1x32_scalar},
-                      d::quantize_rows_q8_scalar);
+    using W = WeightType;
+    if (fk::cpu_has_avx2()) {
+      const auto q = d::quantize_rows_q8_avx2;
+      register_gemv_hot("avx2", W::kF32, "", {.gemv = d::gemv_f32_avx2}, q);
+      register_gemv_hot("avx2", W::kF16, "", {.gemv = d::gemv_f16_avx2}, q);
+      register_gemv_hot("avx2", W::kBF16, "", {.gemv = d::gemv_bf16_avx2}, q);
+      register_gemv_hot("avx2", W::kQ8_0, "", {.quant = d::gemv_q8_0_q8_avx2}, q);
+      register_gemv_hot("avx2", W::kQ4_0, "", {.quant = d::gemv_q4_0_q8_avx2}, q);
+      register_gemv_hot("avx2", W::kF32, "1x16", {.row = d::gemv_f32_1x16_avx2}, q);
+      register_gemv_hot("avx2", W::kF16, "1x16", {.row = d::gemv_f16_1x16_avx2}, q);
+      register_gemv_hot("avx2", W::kBF16, "1x16", {.row = d::gemv_bf16_1x16_avx2}, q);
+      register_gemv_hot("avx2", W::kQ8_0, "1x16", {.quant_row = d::gemv_q8_0_q8_1x16_avx2}, q);
+      register_gemv_hot("avx2", W::kQ4_0, "1x16", {.quant_row = d::gemv_q4_0_q8_1x16_avx2}, q);
+      register_gemv_hot("avx2", W::kQ8_0, "1x32",
+                        {.quant = d::gemv_q8_0_q8_avx2, .quant_pair = d::gemv_q8_0_q8_1x32_avx2},
+                        q);
+      register_gemv_hot("avx2", W::kQ4_0, "1x32",
+                        {.quant = d::gemv_q4_0_q8_avx2, .quant_pair = d::gemv_q4_0_q8_1x32_avx2},
+                        q);
+    }
+    const auto q = d::quantize_rows_q8_scalar;
+    register_gemv_hot("scalar", W::kF32, "", {.gemv = d::gemv_f32_scalar}, q);
+    register_gemv_hot("scalar", W::kF16, "", {.gemv = d::gemv_f16_scalar}, q);
+    register_gemv_hot("scalar", W::kBF16, "", {.gemv = d::gemv_bf16_scalar}, q);
+    register_gemv_hot("scalar", W::kQ8_0, "", {.quant = d::gemv_q8_0_q8_scalar}, q);
+    register_gemv_hot("scalar", W::kQ4_0, "", {.quant = d::gemv_q4_0_q8_scalar}, q);
+    register_gemv_hot("scalar", W::kQ8_0, "1x32",
+                      {.quant = d::gemv_q8_0_q8_scalar, .quant_pair = d::gemv_q8_0_q8_1x32_scalar},
+                      q);
+    register_gemv_hot("scalar", W::kQ4_0, "1x32",
+                      {.quant = d::gemv_q4_0_q8_scalar, .quant_pair = d::gemv_q4_0_q8_1x32_scalar},
+                      q);
   }
   for (int64_t kc : {256, 512}) {
     const std::string suffix = "/kc:" + std::to_string(kc);

@@ -36,6 +36,32 @@ std::atomic<Isa>& isa_state() {
   return isa;
 }
 
+bool cpu_is_amd() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax, ebx, ecx, edx;
+  __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(0), "c"(0));
+  char vendor[12];
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  return std::memcmp(vendor, "AuthenticAMD", 12) == 0;
+#else
+  return false;
+#endif
+}
+
+DecodeStreams initial_decode_streams() {
+  const char* env = std::getenv("FLAMINGO_DECODE_STREAMS");
+  if (env != nullptr && std::strcmp(env, "one") == 0) return DecodeStreams::kOne;
+  if (env != nullptr && std::strcmp(env, "several") == 0) return DecodeStreams::kSeveral;
+  return cpu_is_amd() ? DecodeStreams::kOne : DecodeStreams::kSeveral;
+}
+
+std::atomic<DecodeStreams>& decode_streams_state() {
+  static std::atomic<DecodeStreams> streams{initial_decode_streams()};
+  return streams;
+}
+
 }  // namespace
 
 bool cpu_has_avx2() {
@@ -53,6 +79,18 @@ void set_isa(Isa isa) {
 }
 
 const char* isa_name(Isa isa) { return isa == Isa::kAvx2 ? "avx2+fma+f16c" : "scalar"; }
+
+DecodeStreams active_decode_streams() {
+  return decode_streams_state().load(std::memory_order_relaxed);
+}
+
+void set_decode_streams(DecodeStreams streams) {
+  decode_streams_state().store(streams, std::memory_order_relaxed);
+}
+
+const char* decode_streams_name(DecodeStreams streams) {
+  return streams == DecodeStreams::kOne ? "one" : "several";
+}
 
 long l1d_cache_bytes() {
   static const long bytes = [] {

@@ -158,6 +158,49 @@ void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) 
   _mm256_storeu_ps(out + 8, hi);
 }
 
+// One row of A, the panel read front to back (DecodeStreams::kOne). Four accumulators, k mod 4,
+// hide the FMA latency: with one, the 16-bit kernels were bound by it near the DRAM rate.
+// A prefetch 4 KiB ahead into L1: on a Zen 4 VM (one thread, 2048² from DRAM, medians of 3)
+// 4 KiB gave f16 24-26 GB/s against 21-23 at 1 and 2 KiB; none and 4 KiB were level for
+// f32 and bf16.
+constexpr int64_t kSeqPrefetchBytes = 4096;
+
+template <int T>
+void dense_one_stream(const float* a, const uint8_t* panel, int64_t k, float* out) {
+  constexpr int64_t kRowBytes = T == kF32 ? 64 : 32;
+  __m256 acc[4][2];
+  for (auto& u : acc) u[0] = u[1] = _mm256_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + 4 <= k; kk += 4) {
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {
+      if ((kk + u) * kRowBytes % 64 == 0)
+        _mm_prefetch(
+            reinterpret_cast<const char*>(panel) + (kk + u) * kRowBytes + kSeqPrefetchBytes,
+            _MM_HINT_T0);
+      __m256 w0, w1;
+      load_w<T>(panel, kk + u, w0, w1);
+      const __m256 av = _mm256_broadcast_ss(a + kk + u);
+      acc[u][0] = _mm256_fmadd_ps(av, w0, acc[u][0]);
+      acc[u][1] = _mm256_fmadd_ps(av, w1, acc[u][1]);
+    }
+  }
+  for (int u = 0; kk < k; ++kk, ++u) {
+    __m256 w0, w1;
+    load_w<T>(panel, kk, w0, w1);
+    const __m256 av = _mm256_broadcast_ss(a + kk);
+    acc[u][0] = _mm256_fmadd_ps(av, w0, acc[u][0]);
+    acc[u][1] = _mm256_fmadd_ps(av, w1, acc[u][1]);
+  }
+  __m256 lo =
+      _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0]));
+  __m256 hi =
+      _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]), _mm256_add_ps(acc[2][1], acc[3][1]));
+  to_columns<T>(lo, hi);
+  _mm256_storeu_ps(out, lo);
+  _mm256_storeu_ps(out + 8, hi);
+}
+
 template <int T>
 void gemv_dense(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k, float* out) {
   if (m == 1) return dense_one_row<T>(a, panel, k, out);
@@ -325,36 +368,45 @@ void gemv_quant(const QuantizedRows& a, int m, const uint8_t* panel, float* out)
   }
 }
 
-// One row of A against two panels (decode), their blocks interleaved. Each panel's sums are
-// the operations of quant_rows<Q4, 1> in the same order, so the results are those of two
-// single-panel calls, bit for bit. Two streams keep twice the cache-line requests in flight,
-// which is what a single core lacked: one thread, Q8_0 from DRAM, 13.4-13.6 GB/s one panel at
-// a time against 16.4-17.2 in pairs (Q4_0 14.0-14.2 against 15.6-16.6), on an Intel VM that
+// One row of A against P panels (decode), their blocks interleaved, sums kept in registers.
+// Each panel's sums are the operations of quant_rows<Q4, 1> in the same order, so the results
+// are those of single-panel gemv_quant calls, bit for bit.
+//
+// P = 2 (DecodeStreams::kSeveral): two streams keep twice the cache-line requests in flight,
+// which is what a single Intel core lacked: one thread, Q8_0 from DRAM, 13.4-13.6 GB/s one
+// panel at a time against 16.4-17.2 in pairs (Q4_0 14.0-14.2 against 15.6-16.6), on a VM that
 // reads 15-17 GB/s. The prefetch then reaches only ~2 KiB ahead, into L1: Q8_0 pairs ran 5-10 %
 // slower 8 blocks (4.3 KiB) ahead, Q4_0 pairs best at 4-8 blocks (1.1-2.3 KiB).
+// P = 1 (DecodeStreams::kOne): a Zen 4 core's prefetchers follow one stream better than any
+// software prefetch. One thread, 2048² from DRAM, medians of 3, three rounds: no prefetch
+// Q8_0 18-29 GB/s (most runs 27-29), Q4_0 25-28; T0 1-4 KiB ahead 23-26 and 15-28; quant_rows
+// with its 16-block L2 prefetch 22-24 and 20-22.
 constexpr int64_t kPairPrefetchBytes = 2048;
 
-template <bool Q4>
-void quant_pair(const QuantizedRows& a, const uint8_t* const (&panel)[2], float* const (&out)[2]) {
+template <bool Q4, int P, int64_t kPrefetchBytes>
+void quant_panels(const QuantizedRows& a, const uint8_t* const (&panel)[P],
+                  float* const (&out)[P]) {
   constexpr size_t kBlockBytes = Q4 ? kQ4BlockBytes : kQ8BlockBytes;
   const int64_t nb = a.k / kQBlock;
-  __m256 acc[2][2];
+  __m256 acc[P][2];
   for (auto& p : acc) p[0] = p[1] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const int8_t* const aq[1] = {a.q + b * kQBlock};
     const __m256 da = _mm256_set1_ps(a.d[b]);
     const __m256i off = _mm256_set1_epi32(Q4 ? 8 * a.sum[b] : 0);
-    for (int s = 0; s < 2; ++s) {
+    for (int s = 0; s < P; ++s) {
       const uint8_t* blk = panel[s] + b * kBlockBytes;
-      for (size_t l = 0; l < kBlockBytes; l += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(blk + kPairPrefetchBytes + l), _MM_HINT_T0);
+      if constexpr (kPrefetchBytes > 0) {
+        for (size_t l = 0; l < kBlockBytes; l += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + l), _MM_HINT_T0);
+      }
       __m256i is[1][2];
       block_dots<Q4, 1>(aq, blk + kQScaleBytes, is);
       const BlockScales dw(blk);
       for (int h = 0; h < 2; ++h) acc[s][h] = add_block(is[0][h], dw.half[h], da, off, acc[s][h]);
     }
   }
-  for (int s = 0; s < 2; ++s)
+  for (int s = 0; s < P; ++s)
     for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out[s] + 8 * h, acc[s][h]);
 }
 
@@ -431,19 +483,34 @@ void gemv_bf16_avx2(const float* a, int64_t lda, int m, const uint8_t* panel, in
                     float* out) {
   gemv_dense<kBF16>(a, lda, m, panel, k, out);
 }
+void gemv_f32_1x16_avx2(const float* a, const uint8_t* panel, int64_t k, float* out) {
+  dense_one_stream<kF32>(a, panel, k, out);
+}
+void gemv_f16_1x16_avx2(const float* a, const uint8_t* panel, int64_t k, float* out) {
+  dense_one_stream<kF16>(a, panel, k, out);
+}
+void gemv_bf16_1x16_avx2(const float* a, const uint8_t* panel, int64_t k, float* out) {
+  dense_one_stream<kBF16>(a, panel, k, out);
+}
 void gemv_q8_0_q8_avx2(const QuantizedRows& a, int m, const uint8_t* panel, float* out) {
   gemv_quant<false>(a, m, panel, out);
 }
 void gemv_q4_0_q8_avx2(const QuantizedRows& a, int m, const uint8_t* panel, float* out) {
   gemv_quant<true>(a, m, panel, out);
 }
+void gemv_q8_0_q8_1x16_avx2(const QuantizedRows& a, const uint8_t* panel, float* out) {
+  quant_panels<false, 1, 0>(a, {panel}, {out});
+}
+void gemv_q4_0_q8_1x16_avx2(const QuantizedRows& a, const uint8_t* panel, float* out) {
+  quant_panels<true, 1, 0>(a, {panel}, {out});
+}
 void gemv_q8_0_q8_1x32_avx2(const QuantizedRows& a, const uint8_t* panel0, const uint8_t* panel1,
                             float* out0, float* out1) {
-  quant_pair<false>(a, {panel0, panel1}, {out0, out1});
+  quant_panels<false, 2, kPairPrefetchBytes>(a, {panel0, panel1}, {out0, out1});
 }
 void gemv_q4_0_q8_1x32_avx2(const QuantizedRows& a, const uint8_t* panel0, const uint8_t* panel1,
                             float* out0, float* out1) {
-  quant_pair<true>(a, {panel0, panel1}, {out0, out1});
+  quant_panels<true, 2, kPairPrefetchBytes>(a, {panel0, panel1}, {out0, out1});
 }
 
 }  // namespace flamingo::kernels::detail

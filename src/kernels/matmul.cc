@@ -24,6 +24,8 @@ struct KernelSet {
   detail::GemvFn gemv[kNumPanelTypes];  // null for the quantised types: they take gemv_q
   detail::GemvQuantFn gemv_q[kNumPanelTypes];
   detail::GemvQuantPairFn gemv_q_pair[kNumPanelTypes];  // one row of A, two panels (decode)
+  detail::GemvRowFn gemv_row[kNumPanelTypes];           // one row of A, one stream (decode)
+  detail::GemvQuantRowFn gemv_q_row[kNumPanelTypes];    // the same for the quantised types
   detail::QuantizeRowsFn quantize_rows;
   detail::DequantFn dequant[kNumPanelTypes];  // null for f32: the GEMM reads its panels in place
   detail::GemmFn gemm;
@@ -33,21 +35,42 @@ const KernelSet kScalar = {
     {detail::gemv_f32_scalar, detail::gemv_f16_scalar, detail::gemv_bf16_scalar, nullptr, nullptr},
     {nullptr, nullptr, nullptr, detail::gemv_q8_0_q8_scalar, detail::gemv_q4_0_q8_scalar},
     {nullptr, nullptr, nullptr, detail::gemv_q8_0_q8_1x32_scalar, detail::gemv_q4_0_q8_1x32_scalar},
+    {},
+    {},
     detail::quantize_rows_q8_scalar,
     {nullptr, detail::dequant_panel_f16_scalar, detail::dequant_panel_bf16_scalar,
      detail::dequant_panel_q8_0_scalar, detail::dequant_panel_q4_0_scalar},
     detail::f32_gemm_6x16_scalar};
 
+// DecodeStreams::kSeveral: a row of A reads a panel as four streams (gemv_*_avx2) and quantised
+// panels go in pairs.
 const KernelSet kAvx2 = {
     {detail::gemv_f32_avx2, detail::gemv_f16_avx2, detail::gemv_bf16_avx2, nullptr, nullptr},
     {nullptr, nullptr, nullptr, detail::gemv_q8_0_q8_avx2, detail::gemv_q4_0_q8_avx2},
     {nullptr, nullptr, nullptr, detail::gemv_q8_0_q8_1x32_avx2, detail::gemv_q4_0_q8_1x32_avx2},
+    {},
+    {},
     detail::quantize_rows_q8_avx2,
     {nullptr, detail::dequant_panel_f16_avx2, detail::dequant_panel_bf16_avx2,
      detail::dequant_panel_q8_0_avx2, detail::dequant_panel_q4_0_avx2},
     detail::f32_gemm_6x16_avx2};
 
-const KernelSet& active_kernels() { return active_isa() == Isa::kAvx2 ? kAvx2 : kScalar; }
+// DecodeStreams::kOne: for one row of A every panel is read alone, front to back.
+const KernelSet kAvx2OneStream = [] {
+  KernelSet ks = kAvx2;
+  for (auto& pair : ks.gemv_q_pair) pair = nullptr;
+  ks.gemv_row[static_cast<int>(detail::PanelType::kF32)] = detail::gemv_f32_1x16_avx2;
+  ks.gemv_row[static_cast<int>(detail::PanelType::kF16)] = detail::gemv_f16_1x16_avx2;
+  ks.gemv_row[static_cast<int>(detail::PanelType::kBF16)] = detail::gemv_bf16_1x16_avx2;
+  ks.gemv_q_row[static_cast<int>(detail::PanelType::kQ8_0)] = detail::gemv_q8_0_q8_1x16_avx2;
+  ks.gemv_q_row[static_cast<int>(detail::PanelType::kQ4_0)] = detail::gemv_q4_0_q8_1x16_avx2;
+  return ks;
+}();
+
+const KernelSet& active_kernels() {
+  if (active_isa() != Isa::kAvx2) return kScalar;
+  return active_decode_streams() == DecodeStreams::kOne ? kAvx2OneStream : kAvx2;
+}
 
 // Below this many rows of A, streaming the weights once (GEMV) beats packing A for the GEMM.
 constexpr int64_t kGemmMinRows = kMatmulBatchInvariantRows;
@@ -98,6 +121,9 @@ void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
   const detail::GemvFn gemv = ks.gemv[static_cast<int>(w.type)];
   const detail::GemvQuantFn gemv_q = ks.gemv_q[static_cast<int>(w.type)];
   const detail::GemvQuantPairFn gemv_q_pair = ks.gemv_q_pair[static_cast<int>(w.type)];
+  const detail::GemvRowFn gemv_row = m == 1 ? ks.gemv_row[static_cast<int>(w.type)] : nullptr;
+  const detail::GemvQuantRowFn gemv_q_row =
+      m == 1 ? ks.gemv_q_row[static_cast<int>(w.type)] : nullptr;
   detail::QuantizedRows aq;
   if (gemv_q) {
     // A is rounded once per call, before the tasks start, and shared by all of them.
@@ -136,8 +162,12 @@ void run_gemv(const KernelSet& ks, const float* a, int64_t lda, int64_t m,
           }
         }
         for (; p < p_end; ++p) {
-          if (gemv_q)
+          if (gemv_q_row)
+            gemv_q_row(aq, w.panel(p), out);
+          else if (gemv_q)
             gemv_q(aq, static_cast<int>(m), w.panel(p), out);
+          else if (gemv_row)
+            gemv_row(a, w.panel(p), w.k, out);
           else
             gemv(a, lda, static_cast<int>(m), w.panel(p), w.k, out);
           finish(p, out);

@@ -39,6 +39,10 @@ constexpr int kNumPanelTypes = 5;
 using GemvFn = void (*)(const float* a, int64_t lda, int m, const uint8_t* panel, int64_t k,
                         float* out);
 
+// One row of A against one f32/f16/bf16 panel, K read front to back as a single stream (the
+// decode GEMV under DecodeStreams::kOne): out[j] = Σ_k a[k] · W[j][k].
+using GemvRowFn = void (*)(const float* a, const uint8_t* panel, int64_t k, float* out);
+
 // Rows of A rounded to 8 bits per block of 32 k, for the integer GEMV of the quantised types
 // (the ggml Q8_0 scheme): a[r][k] ≈ d[r][b] · q[r][k] with b = k/32, d = absmax/127 and
 // q = round-to-nearest-even(a · 127/absmax). sum[r][b] = Σ q over the block (the Q4_0
@@ -64,6 +68,9 @@ using GemvQuantFn = void (*)(const QuantizedRows& a, int m, const uint8_t* panel
 // DRAM requests in flight on one core.
 using GemvQuantPairFn = void (*)(const QuantizedRows& a, const uint8_t* panel0,
                                  const uint8_t* panel1, float* out0, float* out1);
+// One row of A against one panel, its blocks in order and no software prefetch (the decode
+// GEMV under DecodeStreams::kOne): exactly what GemvQuantFn with m = 1 gives.
+using GemvQuantRowFn = void (*)(const QuantizedRows& a, const uint8_t* panel, float* out);
 
 // Expands k rows [k0, k0+kc) of one panel to fp32: out[(kk)*16 + j] = W[j][k0+kk]. For the
 // quantised types k0 and kc are multiples of 32.
@@ -128,6 +135,14 @@ using PackPanelFn = void (*)(const uint8_t* const* rows, int nr, const uint16_t*
 FLAMINGO_DECLARE_MATMUL_KERNELS(scalar)
 FLAMINGO_DECLARE_MATMUL_KERNELS(avx2)
 #undef FLAMINGO_DECLARE_MATMUL_KERNELS
+
+// Single-stream decode GEMVs (GemvRowFn, GemvQuantRowFn). The scalar path has no streams to
+// choose between: its GemvFn and GemvQuantFn serve one row as they serve seven.
+void gemv_f32_1x16_avx2(const float* a, const uint8_t* panel, int64_t k, float* out);
+void gemv_f16_1x16_avx2(const float* a, const uint8_t* panel, int64_t k, float* out);
+void gemv_bf16_1x16_avx2(const float* a, const uint8_t* panel, int64_t k, float* out);
+void gemv_q8_0_q8_1x16_avx2(const QuantizedRows& a, const uint8_t* panel, float* out);
+void gemv_q4_0_q8_1x16_avx2(const QuantizedRows& a, const uint8_t* panel, float* out);
 
 // The kPanelRows fp16 scales that open a Q8_0/Q4_0 panel block, widened to fp32 (scalar path;
 // the codes follow them at block + kQScaleBytes).

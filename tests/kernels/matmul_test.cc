@@ -69,6 +69,29 @@ class IsaScope {
   Isa saved_;
 };
 
+class DecodeStreamsScope {
+ public:
+  explicit DecodeStreamsScope(DecodeStreams s) : saved_(active_decode_streams()) {
+    set_decode_streams(s);
+  }
+  ~DecodeStreamsScope() { set_decode_streams(saved_); }
+
+ private:
+  DecodeStreams saved_;
+};
+
+// The kernel sets matmul can run: the scalar one, and AVX2 under either decode policy
+// (kernels/cpu.h), whichever this CPU would pick.
+struct KernelPath {
+  Isa isa;
+  DecodeStreams streams;
+  const char* name;
+};
+constexpr KernelPath kPaths[] = {{Isa::kScalar, DecodeStreams::kSeveral, "scalar"},
+                                 {Isa::kAvx2, DecodeStreams::kSeveral, "avx2"},
+                                 {Isa::kAvx2, DecodeStreams::kOne, "avx2_one_stream"}};
+void PrintTo(const KernelPath& path, std::ostream* os) { *os << path.name; }
+
 struct Case {
   int64_t m, n, k;
   int64_t lda_pad = 0, ldc_pad = 0;
@@ -83,7 +106,8 @@ std::vector<float> check_case_once(WeightType type, const Case& cs, ThreadPool& 
                << weight_type_name(type) << " M=" << cs.m << " N=" << cs.n << " K=" << cs.k
                << " lda+" << cs.lda_pad << " ldc+" << cs.ldc_pad << (cs.bias ? " bias" : "")
                << (cs.accumulate ? " accumulate" : "") << (int8 ? " int8_activations" : "")
-               << " isa=" << isa_name(active_isa()));
+               << " isa=" << isa_name(active_isa())
+               << " decode streams=" << decode_streams_name(active_decode_streams()));
   const int64_t lda = cs.k + cs.lda_pad, ldc = cs.n + cs.ldc_pad;
   const TestWeights w = make_weights(type, cs.n, cs.k, seed, cs.w_scale);
   const std::vector<float> a =
@@ -145,19 +169,24 @@ std::vector<float> check_case(WeightType type, const Case& cs, ThreadPool& pool,
   return check_case_once(type, cs, pool, seed, check_quantisation, false);
 }
 
-class MatmulTest : public ::testing::TestWithParam<std::tuple<Isa, WeightType>> {
+class MatmulTest : public ::testing::TestWithParam<std::tuple<KernelPath, WeightType>> {
  protected:
   void SetUp() override {
-    if (std::get<0>(GetParam()) == Isa::kAvx2 && !cpu_has_avx2())
-      GTEST_SKIP() << "no AVX2 on this CPU";
-    scope_ = std::make_unique<IsaScope>(std::get<0>(GetParam()));
+    const KernelPath& path = std::get<0>(GetParam());
+    if (path.isa == Isa::kAvx2 && !cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
+    scope_ = std::make_unique<IsaScope>(path.isa);
+    streams_ = std::make_unique<DecodeStreamsScope>(path.streams);
   }
-  void TearDown() override { scope_.reset(); }
+  void TearDown() override {
+    streams_.reset();
+    scope_.reset();
+  }
   WeightType type() const { return std::get<1>(GetParam()); }
   // K for the quantised types is rounded up to a multiple of 32.
   int64_t fit_k(int64_t k) const { return quantised(type()) ? (k + 31) / 32 * 32 : k; }
 
   std::unique_ptr<IsaScope> scope_;
+  std::unique_ptr<DecodeStreamsScope> streams_;
 };
 
 // Every M × N from the size list, K cycling through the list, so each size meets every other
@@ -355,13 +384,13 @@ TEST_P(MatmulTest, ActivationEpilogueEqualsASeparatePass) {
   }
 }
 
-std::string param_name(const ::testing::TestParamInfo<std::tuple<Isa, WeightType>>& info) {
-  return std::string(std::get<0>(info.param) == Isa::kAvx2 ? "avx2" : "scalar") + "_" +
+std::string param_name(const ::testing::TestParamInfo<std::tuple<KernelPath, WeightType>>& info) {
+  return std::string(std::get<0>(info.param).name) + "_" +
          weight_type_name(std::get<1>(info.param));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsasAndTypes, MatmulTest,
-                         ::testing::Combine(::testing::Values(Isa::kScalar, Isa::kAvx2),
+                         ::testing::Combine(::testing::ValuesIn(kPaths),
                                             ::testing::ValuesIn(kAllTypes)),
                          param_name);
 
@@ -382,16 +411,19 @@ TEST(MatmulAgreement, ScalarAndAvx2Agree) {
         IsaScope s(Isa::kScalar);
         matmul(a.data(), k, m, packed, scalar.data(), n, pool, ep);
       }
-      {
-        IsaScope s(Isa::kAvx2);
-        matmul(a.data(), k, m, packed, avx2.data(), n, pool, ep);
+      for (DecodeStreams streams : {DecodeStreams::kSeveral, DecodeStreams::kOne}) {
+        {
+          IsaScope s(Isa::kAvx2);
+          DecodeStreamsScope d(streams);
+          matmul(a.data(), k, m, packed, avx2.data(), n, pool, ep);
+        }
+        SCOPED_TRACE(::testing::Message() << weight_type_name(type) << " M=" << m
+                                          << " decode streams=" << decode_streams_name(streams));
+        EXPECT_LE(nmse(avx2.data(), scalar.data(), scalar.size()), 1e-12);
+        // The quantised GEMV does the same integer sums and the same fp32 operations per block.
+        if (quantised(type) && m < 8)
+          EXPECT_EQ(std::memcmp(avx2.data(), scalar.data(), scalar.size() * 4), 0);
       }
-      EXPECT_LE(nmse(avx2.data(), scalar.data(), scalar.size()), 1e-12)
-          << weight_type_name(type) << " M=" << m;
-      // The quantised GEMV does the same integer sums and the same fp32 operations per block.
-      if (quantised(type) && m < 8)
-        EXPECT_EQ(std::memcmp(avx2.data(), scalar.data(), scalar.size() * 4), 0)
-            << weight_type_name(type) << " M=" << m;
     }
   }
 }
@@ -501,32 +533,34 @@ TEST(QuantizeRowsQ8, EdgeBlocksOnBothIsas) {
   }
 }
 
-// The decode kernels that take two panels at once (one row of A): the same bits as the
-// single-panel kernel on each, on both ISAs, for K of one block up to a model's width, with
-// large-magnitude and non-finite activation blocks, and nothing written past the 16 outputs.
-TEST(GemvQuantPair, EqualsTwoSinglePanelCallsOnBothIsas) {
+// The quantised decode kernels (one row of A): the pairs (two panels at once) and the AVX2
+// single-stream kernels give the same bits as the general kernel on each panel, on both ISAs,
+// for K of one block up to a model's width, with large-magnitude and non-finite activation
+// blocks, and nothing written past their 16 outputs.
+TEST(GemvQuantDecode, EqualsTheGeneralKernelOnBothIsas) {
   struct Kernels {
-    const char* name;
     WeightType type;
     detail::GemvQuantFn single;
     detail::GemvQuantPairFn pair;
+    detail::GemvQuantRowFn row;  // null on the scalar path, which has none
     detail::QuantizeRowsFn quantize;
     bool avx2;
   };
   const Kernels sets[] = {
-      {"q8_0 scalar", WeightType::kQ8_0, detail::gemv_q8_0_q8_scalar,
-       detail::gemv_q8_0_q8_1x32_scalar, detail::quantize_rows_q8_scalar, false},
-      {"q4_0 scalar", WeightType::kQ4_0, detail::gemv_q4_0_q8_scalar,
-       detail::gemv_q4_0_q8_1x32_scalar, detail::quantize_rows_q8_scalar, false},
-      {"q8_0 avx2", WeightType::kQ8_0, detail::gemv_q8_0_q8_avx2, detail::gemv_q8_0_q8_1x32_avx2,
-       detail::quantize_rows_q8_avx2, true},
-      {"q4_0 avx2", WeightType::kQ4_0, detail::gemv_q4_0_q8_avx2, detail::gemv_q4_0_q8_1x32_avx2,
-       detail::quantize_rows_q8_avx2, true},
+      {WeightType::kQ8_0, detail::gemv_q8_0_q8_scalar, detail::gemv_q8_0_q8_1x32_scalar, nullptr,
+       detail::quantize_rows_q8_scalar, false},
+      {WeightType::kQ4_0, detail::gemv_q4_0_q8_scalar, detail::gemv_q4_0_q8_1x32_scalar, nullptr,
+       detail::quantize_rows_q8_scalar, false},
+      {WeightType::kQ8_0, detail::gemv_q8_0_q8_avx2, detail::gemv_q8_0_q8_1x32_avx2,
+       detail::gemv_q8_0_q8_1x16_avx2, detail::quantize_rows_q8_avx2, true},
+      {WeightType::kQ4_0, detail::gemv_q4_0_q8_avx2, detail::gemv_q4_0_q8_1x32_avx2,
+       detail::gemv_q4_0_q8_1x16_avx2, detail::quantize_rows_q8_avx2, true},
   };
   for (const Kernels& ks : sets) {
     if (ks.avx2 && !cpu_has_avx2()) continue;
     for (int64_t k : {32, 64, 96, 320, 2048, 5632}) {
-      SCOPED_TRACE(::testing::Message() << ks.name << ", K=" << k);
+      SCOPED_TRACE(::testing::Message()
+                   << weight_type_name(ks.type) << (ks.avx2 ? " avx2" : " scalar") << ", K=" << k);
       const TestWeights w = make_weights(ks.type, 48, k, 21);  // 3 panels: pairs (0, 1) and (2, 1)
       const PackedMatrix packed = pack_matrix(w.view());
       const PackedMatrix::Impl& m = packed.impl();
@@ -535,19 +569,70 @@ TEST(GemvQuantPair, EqualsTwoSinglePanelCallsOnBothIsas) {
       if (k >= 96) a[70] = std::numeric_limits<float>::infinity();  // block 2 becomes NaN
       const RoundedRows r = round_rows(ks.quantize, a, 1, k);
       const detail::QuantizedRows aq{r.q.data(), r.d.data(), r.sum.data(), k};
+      constexpr int kP = detail::kPanelRows;
       for (const auto& [p0, p1] : {std::pair<int64_t, int64_t>{0, 1}, {2, 1}}) {
-        constexpr int kP = detail::kPanelRows;
         GuardedBuffer want0(kP), want1(kP), got0(kP), got1(kP);
         ks.single(aq, 1, m.panel(p0), want0.data());
         ks.single(aq, 1, m.panel(p1), want1.data());
         ks.pair(aq, m.panel(p0), m.panel(p1), got0.data(), got1.data());
-        EXPECT_EQ(std::memcmp(got0.data(), want0.data(), kP * 4), 0) << "panel " << p0;
-        EXPECT_EQ(std::memcmp(got1.data(), want1.data(), kP * 4), 0) << "panel " << p1;
-        EXPECT_TRUE(got0.intact() && got1.intact()) << "wrote outside its 16 outputs";
+        EXPECT_EQ(std::memcmp(got0.data(), want0.data(), kP * 4), 0) << "pair, panel " << p0;
+        EXPECT_EQ(std::memcmp(got1.data(), want1.data(), kP * 4), 0) << "pair, panel " << p1;
+        EXPECT_TRUE(got0.intact() && got1.intact()) << "pair wrote outside its 16 outputs";
         if (k < 96) {
           for (int j = 0; j < kP; ++j) EXPECT_TRUE(std::isfinite(got0.data()[j])) << j;
         }
+        if (ks.row == nullptr) continue;
+        GuardedBuffer got(kP);
+        ks.row(aq, m.panel(p0), got.data());
+        EXPECT_EQ(std::memcmp(got.data(), want0.data(), kP * 4), 0) << "1x16, panel " << p0;
+        EXPECT_TRUE(got.intact()) << "1x16 wrote outside its 16 outputs";
       }
+    }
+  }
+}
+
+// The single-stream decode kernels against the scalar GEMV (the same weights, fp32 sums in
+// another order) at every K of the size list and a model's widths, with large-magnitude and
+// non-finite activations, and nothing written past their 16 outputs.
+TEST(GemvOneStream, MatchesTheScalarKernelAtEveryK) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
+  struct Kernels {
+    WeightType type;
+    detail::GemvRowFn row;
+    detail::GemvFn scalar;
+  };
+  const Kernels sets[] = {
+      {WeightType::kF32, detail::gemv_f32_1x16_avx2, detail::gemv_f32_scalar},
+      {WeightType::kF16, detail::gemv_f16_1x16_avx2, detail::gemv_f16_scalar},
+      {WeightType::kBF16, detail::gemv_bf16_1x16_avx2, detail::gemv_bf16_scalar},
+  };
+  std::vector<int64_t> ks(std::begin(kSizes), std::end(kSizes));
+  ks.insert(ks.end(), {2048, 5632});
+  for (const Kernels& kernels : sets) {
+    for (int64_t k : ks) {
+      SCOPED_TRACE(::testing::Message() << weight_type_name(kernels.type) << ", K=" << k);
+      const TestWeights w = make_weights(kernels.type, 32, k, 31);  // 2 panels: one read alone
+      const PackedMatrix packed = pack_matrix(w.view());
+      const PackedMatrix::Impl& m = packed.impl();
+      for (const float scale : {1.f, 1e5f}) {
+        std::vector<float> a = random_floats(static_cast<size_t>(k), 32, -scale, scale);
+        constexpr int kP = detail::kPanelRows;
+        for (int64_t p = 0; p < 2; ++p) {
+          GuardedBuffer got(kP);
+          std::vector<float> want(kP);
+          kernels.row(a.data(), m.panel(p), k, got.data());
+          kernels.scalar(a.data(), k, 1, m.panel(p), k, want.data());
+          EXPECT_TRUE(got.intact()) << "wrote outside its 16 outputs";
+          EXPECT_TRUE(testing::all_finite(got.data(), kP));
+          EXPECT_LE(nmse(got.data(), want.data(), kP), 1e-7) << "panel " << p << " scale " << scale;
+        }
+      }
+      std::vector<float> a = random_floats(static_cast<size_t>(k), 33);
+      a[static_cast<size_t>(k - 1)] = std::numeric_limits<float>::infinity();  // the tail too
+      GuardedBuffer got(detail::kPanelRows);
+      kernels.row(a.data(), m.panel(0), k, got.data());
+      for (int j = 0; j < detail::kPanelRows; ++j)
+        EXPECT_FALSE(std::isfinite(got.data()[j])) << "column " << j;
     }
   }
 }
