@@ -118,37 +118,19 @@ void dense_rows(const float* a, int64_t lda, const uint8_t* panel, int64_t k0, i
   }
 }
 
-// One row of A (decode): the panel is read as kStreams interleaved sequential streams (k in
-// [s·K/kStreams, (s+1)·K/kStreams)), each with its own accumulators. Several streams keep more
-// cache-line requests in flight than one, which a single core needs to approach DRAM bandwidth.
-constexpr int kStreams = 4;
-
+// acc += a[kk] · W[j][kk] for the 16 columns j, as load_w<T> delivers them.
 template <int T>
-void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) {
-  constexpr int64_t kRowBytes = T == kF32 ? 64 : 32;
-  const int64_t len = k / kStreams;
-  __m256 acc[kStreams][2];
-  for (int s = 0; s < kStreams; ++s) acc[s][0] = acc[s][1] = _mm256_setzero_ps();
-  for (int64_t j = 0; j < len; ++j) {
-#pragma GCC unroll 4
-    for (int s = 0; s < kStreams; ++s) {
-      const int64_t kk = s * len + j;
-      if (kk * kRowBytes % 64 == 0)
-        _mm_prefetch(reinterpret_cast<const char*>(panel) + kk * kRowBytes + PF_DIST, _MM_HINT_T0);
-      __m256 w0, w1;
-      load_w<T>(panel, kk, w0, w1);
-      const __m256 av = _mm256_broadcast_ss(a + kk);
-      acc[s][0] = _mm256_fmadd_ps(av, w0, acc[s][0]);
-      acc[s][1] = _mm256_fmadd_ps(av, w1, acc[s][1]);
-    }
-  }
-  for (int64_t kk = len * kStreams; kk < k; ++kk) {
-    __m256 w0, w1;
-    load_w<T>(panel, kk, w0, w1);
-    const __m256 av = _mm256_broadcast_ss(a + kk);
-    acc[0][0] = _mm256_fmadd_ps(av, w0, acc[0][0]);
-    acc[0][1] = _mm256_fmadd_ps(av, w1, acc[0][1]);
-  }
+inline void fma_k(const float* a, const uint8_t* panel, int64_t kk, __m256 (&acc)[2]) {
+  __m256 w0, w1;
+  load_w<T>(panel, kk, w0, w1);
+  const __m256 av = _mm256_broadcast_ss(a + kk);
+  acc[0] = _mm256_fmadd_ps(av, w0, acc[0]);
+  acc[1] = _mm256_fmadd_ps(av, w1, acc[1]);
+}
+
+// out[0..15] = (acc[0] + acc[1]) + (acc[2] + acc[3]), in column order.
+template <int T>
+inline void store_sum4(const __m256 (&acc)[4][2], float* out) {
   __m256 lo =
       _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0]));
   __m256 hi =
@@ -156,6 +138,32 @@ void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) 
   to_columns<T>(lo, hi);
   _mm256_storeu_ps(out, lo);
   _mm256_storeu_ps(out + 8, hi);
+}
+
+// One row of A (decode) under DecodeStreams::kSeveral: the panel is read as kStreams
+// interleaved sequential streams (k in [s·K/kStreams, (s+1)·K/kStreams)), each with its own
+// accumulators. Several streams keep more cache-line requests in flight than one, which a single
+// Intel core needs to approach DRAM bandwidth.
+constexpr int kStreams = 4;
+
+template <int T>
+void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) {
+  constexpr int64_t kRowBytes = T == kF32 ? 64 : 32;
+  const int64_t len = k / kStreams;
+  __m256 acc[kStreams][2];
+  // Indexed, not a range-for: with that, GCC 12 kept the 16-bit kernels' sums on the stack.
+  for (int s = 0; s < kStreams; ++s) acc[s][0] = acc[s][1] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < len; ++j) {
+#pragma GCC unroll 4
+    for (int s = 0; s < kStreams; ++s) {
+      const int64_t kk = s * len + j;
+      if (kk * kRowBytes % 64 == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(panel) + kk * kRowBytes + PF_DIST, _MM_HINT_T0);
+      fma_k<T>(a, panel, kk, acc[s]);
+    }
+  }
+  for (int64_t kk = len * kStreams; kk < k; ++kk) fma_k<T>(a, panel, kk, acc[0]);
+  store_sum4<T>(acc, out);
 }
 
 // One row of A, the panel read front to back (DecodeStreams::kOne). Four accumulators, k mod 4,
@@ -178,27 +186,11 @@ void dense_one_stream(const float* a, const uint8_t* panel, int64_t k, float* ou
         _mm_prefetch(
             reinterpret_cast<const char*>(panel) + (kk + u) * kRowBytes + kSeqPrefetchBytes,
             _MM_HINT_T0);
-      __m256 w0, w1;
-      load_w<T>(panel, kk + u, w0, w1);
-      const __m256 av = _mm256_broadcast_ss(a + kk + u);
-      acc[u][0] = _mm256_fmadd_ps(av, w0, acc[u][0]);
-      acc[u][1] = _mm256_fmadd_ps(av, w1, acc[u][1]);
+      fma_k<T>(a, panel, kk + u, acc[u]);
     }
   }
-  for (int u = 0; kk < k; ++kk, ++u) {
-    __m256 w0, w1;
-    load_w<T>(panel, kk, w0, w1);
-    const __m256 av = _mm256_broadcast_ss(a + kk);
-    acc[u][0] = _mm256_fmadd_ps(av, w0, acc[u][0]);
-    acc[u][1] = _mm256_fmadd_ps(av, w1, acc[u][1]);
-  }
-  __m256 lo =
-      _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0]));
-  __m256 hi =
-      _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]), _mm256_add_ps(acc[2][1], acc[3][1]));
-  to_columns<T>(lo, hi);
-  _mm256_storeu_ps(out, lo);
-  _mm256_storeu_ps(out + 8, hi);
+  for (int u = 0; kk < k; ++kk, ++u) fma_k<T>(a, panel, kk, acc[u]);
+  store_sum4<T>(acc, out);
 }
 
 template <int T>
