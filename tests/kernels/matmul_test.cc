@@ -257,7 +257,7 @@ TEST(MatmulModelShape, Prefill) {
   }
 }
 
-// With K = 8192 packed A is split into chunks of 192 rows, so M = 400 runs three chunks (the
+// With K = 8192 packed A is split into chunks of 384 rows, so M = 400 runs two chunks (the
 // last of 16 rows), with strides, bias and accumulation.
 TEST(MatmulRowChunks, SeveralPackedChunks) {
   ThreadPool pool(2, /*min_parallel_ns=*/0);
