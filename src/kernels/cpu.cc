@@ -38,13 +38,8 @@ std::atomic<Isa>& isa_state() {
 
 bool cpu_is_amd() {
 #if defined(__x86_64__) || defined(__i386__)
-  unsigned eax, ebx, ecx, edx;
-  __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(0), "c"(0));
-  char vendor[12];
-  std::memcpy(vendor, &ebx, 4);
-  std::memcpy(vendor + 4, &edx, 4);
-  std::memcpy(vendor + 8, &ecx, 4);
-  return std::memcmp(vendor, "AuthenticAMD", 12) == 0;
+  __builtin_cpu_init();
+  return __builtin_cpu_is("amd");
 #else
   return false;
 #endif
