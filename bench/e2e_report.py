@@ -116,6 +116,28 @@ def prefill_flops(cfg, tokens):
     return f + 2 * lm["vocab_size"] * d  # logits of the last position
 
 
+def pytorch_row(path):
+    """Medians of one bench/e2e_torch.py results file (torch-<config>-t<threads>.jsonl); None
+    for a file that is empty or named otherwise."""
+    m = re.match(r"torch-(\w+?)-t(\d+)\.jsonl$", os.path.basename(path))
+    runs = read_jsonl(path) if m else []
+    if not runs:
+        return None
+    tr = {"config": m.group(1), "threads": int(m.group(2)), "runs": len(runs),
+          "load_ms": runs[0]["load_ms"]}
+    for k in ("decode_preprocess_ms", "vision_timm_ms", "vision_ms", "resampler_ms", "prefill_ms",
+              "decode_ms", "first_token_ms", "caption_wall_ms", "peak_rss_kb"):
+        tr[k] = med(r.get(k) for r in runs)
+    tr["decode_tokens"] = runs[0]["decode_tokens"]
+    tr["prefill_tokens"] = runs[0]["prefill_tokens"]
+    tr["decode_tok_s"] = tr["decode_tokens"] / tr["decode_ms"] * 1e3
+    # Runs from before bench/e2e_torch.py held OpenBLAS to --threads recorded none of these.
+    tr["cpu_share"] = med(r["cpu_ms"] / r["wall_ms"] for r in runs if r.get("wall_ms"))
+    tr["blas_threads"] = runs[0].get("blas_threads")
+    tr["omp_wait_policy"] = runs[0].get("omp_wait_policy")
+    return tr
+
+
 def next_query_summary(runs):
     """The few-shot loop's next query (e2e_bench's fewshot_next: same session and examples,
     another last image), beside the first request; None for runs made before it existed."""
@@ -267,19 +289,9 @@ def collect(results, models, reference_path=None):
                 row[f"decode_pct_bound{suffix}"] = row["decode_tok_s"] / row[f"decode_bound_tok_s{suffix}"]
         rows.append(row)
     for path in sorted(glob.glob(os.path.join(results, "torch-*.jsonl"))):
-        m = re.match(r"torch-(\w+?)-t(\d+)\.jsonl$", os.path.basename(path))
-        runs = read_jsonl(path)
-        if not m or not runs:
-            continue
-        tr = {"config": m.group(1), "threads": int(m.group(2)), "runs": len(runs),
-              "load_ms": runs[0]["load_ms"]}
-        for k in ("decode_preprocess_ms", "vision_timm_ms", "vision_ms", "resampler_ms", "prefill_ms",
-                  "decode_ms", "first_token_ms", "caption_wall_ms", "peak_rss_kb"):
-            tr[k] = med(r.get(k) for r in runs)
-        tr["decode_tokens"] = runs[0]["decode_tokens"]
-        tr["prefill_tokens"] = runs[0]["prefill_tokens"]
-        tr["decode_tok_s"] = tr["decode_tokens"] / tr["decode_ms"] * 1e3
-        torch_rows.append(tr)
+        tr = pytorch_row(path)
+        if tr:
+            torch_rows.append(tr)
     load = open(os.path.join(results, "load.txt")).read().strip().splitlines() if os.path.exists(
         os.path.join(results, "load.txt")) else []
     return {"limits": {"peak_flops_per_thread": peak, "triad_bytes_per_s": triad,
@@ -410,10 +422,11 @@ def render(data):
         trs = sorted([t for t in data["pytorch"] if t["config"] == c], key=lambda t: t["threads"])
         if trs:
             out.append("PyTorch 1.13 reference, f32 weights of the same model, same images, prompt ids and threads "
-                       "(ratio = PyTorch time ÷ engine f32 time at the same thread count):\n")
+                       "(ratio = PyTorch time ÷ engine f32 time at the same thread count; OpenBLAS threads and "
+                       "OpenMP wait policy as the reference set them, and its CPU time ÷ wall time over a run):\n")
             out.append("| thr | decode+prep ms | vision ms, timm as is | vision ms, WS folded | resampler ms | prefill tok/s "
-                       "| decode tok/s | TTFT ms | caption ms | peak RSS MB |")
-            out.append("|---|---|---|---|---|---|---|---|---|---|")
+                       "| decode tok/s | TTFT ms | caption ms | peak RSS MB | BLAS threads, wait policy, CPU share |")
+            out.append("|---|---|---|---|---|---|---|---|---|---|---|")
             for t in trs:
                 e = next((r for r in rows if r["threads"] == t["threads"] and r["dtype"] == "f32"), None)
 
@@ -428,7 +441,8 @@ def render(data):
                     f"| {f1(t['decode_tok_s'], 2)}{ratio(t['decode_ms'] / max(1, t['decode_tokens']), e and e['decode_ms'] / max(1, e['decode_tokens']))} "
                     f"| {f1(t['first_token_ms'], 0)}{ratio(t['first_token_ms'], e and e['first_token_ms'])} "
                     f"| {f1(t['caption_wall_ms'], 0)}{ratio(t['caption_wall_ms'], e and e['caption_ms'])} "
-                    f"| {f1(t['peak_rss_kb'] / 1024, 0)} |")
+                    f"| {f1(t['peak_rss_kb'] / 1024, 0)} "
+                    f"| {t.get('blas_threads') or '–'}, {t.get('omp_wait_policy') or '–'}, {f1(t.get('cpu_share'), 2)} |")
             out.append("")
         eff = [f"{r['dtype']} {r['threads']} thr: {f1(r['first_phase_gflop_per_cpu_s'])} GFLOP/CPU-s "
                f"({pct(r.get('first_phase_pct_thread_peak'))})" for r in rows if r.get("first_phase_gflop_per_cpu_s")]

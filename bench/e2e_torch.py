@@ -11,6 +11,15 @@ The vision encoder is timed twice: as timm runs it (ScaledStdConv2d standardises
 every call) and with the standardisation folded once into plain convolutions. Prints one JSON
 object per repetition.
 
+Threads. Debian's PyTorch runs `nn.Linear` through OpenBLAS (pthreads), whose thread count
+`torch.set_num_threads` does not set: left alone, a "1-thread" run multiplies its matrices on
+every CPU, and a 2-thread run has OpenMP's workers spin-waiting beside OpenBLAS's threads on
+the same two CPUs (on the Zen 4 VM, 2026-12-07: prefill 45 tokens/s "at 1 thread" but 25 when
+held to one, and 23 at 2 threads against 46 without the spinning). So --threads N sets
+OpenBLAS's count too (through its C API) and OpenMP's wait policy to PASSIVE (it is read when
+torch is imported: an OMP_WAIT_POLICY already in the environment is kept). Each JSON object
+records the BLAS thread count, the wait policy, and the run's CPU time beside its wall time.
+
   /usr/bin/python3 bench/e2e_torch.py --model DIR --threads 2 --prompt-ids ids.json \
       --image a.jpg --image b.jpg --image c.jpg --decode-tokens 32 --caption-tokens 20 --runs 3
 """
@@ -23,7 +32,10 @@ import sys
 import time
 import types
 
-import torch
+# Before torch: libgomp reads its wait policy when it is loaded.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -171,6 +183,18 @@ class Generator:
         return t_prefill, time.perf_counter() - t1, toks
 
 
+def set_blas_threads(n):
+    """Sets OpenBLAS's own thread count to n; returns the count it reports, or None when the
+    BLAS torch loaded is not OpenBLAS (then its default stands, and the record says so)."""
+    import ctypes
+    try:
+        blas = ctypes.CDLL("libopenblas.so.0")
+        blas.openblas_set_num_threads(n)
+        return int(blas.openblas_get_num_threads())
+    except (OSError, AttributeError):
+        return None
+
+
 def timed(f, *a):
     t0 = time.perf_counter()
     r = f(*a)
@@ -190,6 +214,9 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    blas_threads = set_blas_threads(args.threads)
+    if blas_threads is not None and blas_threads != args.threads:
+        sys.exit(f"error: OpenBLAS runs {blas_threads} threads after asking for {args.threads}")
     torch.set_grad_enabled(False)
     with open(os.path.join(args.model, "config.json")) as f:
         cfg = json.load(f)
@@ -207,7 +234,9 @@ def main():
         cap_ids = torch.tensor(json.load(f), dtype=torch.int64)
 
     for rep in range(args.runs):
-        r = {"threads": args.threads, "load_ms": load_ms, "run": rep}
+        r = {"threads": args.threads, "load_ms": load_ms, "run": rep, "blas_threads": blas_threads,
+             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+        wall0, cpu0 = time.perf_counter(), time.process_time()
         pixels, r["decode_preprocess_ms"] = timed(
             lambda: [preprocess(p, cfg["preprocess"], size) for p in args.image])
         # timm as is (standardisation per call) once, then folded for every later stage.
@@ -231,6 +260,8 @@ def main():
         r["caption_wall_ms"] = (time.perf_counter() - tc) * 1e3
         r["caption_tokens"] = len(ctoks)
         r["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        r["wall_ms"] = (time.perf_counter() - wall0) * 1e3
+        r["cpu_ms"] = (time.process_time() - cpu0) * 1e3
         print(json.dumps(r), flush=True)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Self-tests of bench/e2e_report.py's yardstick: the reference limits in docs/ divide the
-end-to-end tables only on the machine they were measured on. Standard library only.
+"""Self-tests of bench/e2e_report.py: the reference limits in docs/ divide the end-to-end
+tables only on the machine they were measured on, and the PyTorch rows say how many threads
+the reference really ran. Standard library only.
 
     python3 bench/test_e2e_report.py
 """
@@ -56,6 +57,49 @@ class ReferenceLimits(unittest.TestCase):
     def test_no_file_means_no_reference(self):
         self.assertIsNone(e2e_report.reference_limits(os.path.join(self.dir.name, "none.json"),
                                                       self.context))
+
+
+def torch_run(**extra):
+    r = {"threads": 1, "load_ms": 900.0, "run": 0, "decode_preprocess_ms": 20.0, "vision_timm_ms": 1000.0,
+         "vision_ms": 700.0, "resampler_ms": 300.0, "prefill_ms": 2000.0, "prefill_tokens": 64,
+         "decode_ms": 1500.0, "decode_tokens": 15, "first_token_ms": 3000.0, "caption_wall_ms": 9000.0,
+         "peak_rss_kb": 1 << 20}
+    r.update(extra)
+    return r
+
+
+class PytorchRows(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def write(self, name, runs):
+        path = os.path.join(self.dir.name, name)
+        with open(path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in runs)
+        return path
+
+    def test_threads_and_cpu_share_are_reported(self):
+        path = self.write("torch-tinyllama-t2.jsonl", [
+            torch_run(threads=2, blas_threads=2, omp_wait_policy="PASSIVE", wall_ms=1000.0, cpu_ms=c)
+            for c in (1900.0, 1500.0, 1950.0)])
+        tr = e2e_report.pytorch_row(path)
+        self.assertEqual((tr["config"], tr["threads"], tr["runs"]), ("tinyllama", 2, 3))
+        self.assertAlmostEqual(tr["cpu_share"], 1.9)
+        self.assertEqual((tr["blas_threads"], tr["omp_wait_policy"]), (2, "PASSIVE"))
+        self.assertAlmostEqual(tr["decode_tok_s"], 10.0)
+
+    def test_runs_from_before_the_thread_fields_have_none(self):
+        tr = e2e_report.pytorch_row(self.write("torch-flamingo3b-t1.jsonl", [torch_run()]))
+        self.assertEqual((tr["config"], tr["threads"]), ("flamingo3b", 1))
+        self.assertIsNone(tr["cpu_share"])
+        self.assertIsNone(tr["blas_threads"])
+
+    def test_empty_or_misnamed_files_give_no_row(self):
+        self.assertIsNone(e2e_report.pytorch_row(self.write("torch-tinyllama-t1.jsonl", [])))
+        self.assertIsNone(e2e_report.pytorch_row(self.write("torch-tinyllama.jsonl", [torch_run()])))
 
 
 if __name__ == "__main__":
