@@ -20,9 +20,6 @@ namespace flamingo::kernels::detail {
 namespace {
 
 constexpr int64_t kChunk = 256;
-#ifndef PF_DIST
-#define PF_DIST 1024
-#endif
 
 enum Kind { kF32, kF16, kBF16 };
 
@@ -69,7 +66,7 @@ inline void add_to(float* out, __m256 lo, __m256 hi) {
 // Rows [0, MR) of a over k in [k0, k1), added to out (MR × 16).
 //
 // gemv_dense calls this once per group of rows on each chunk: the first group takes the chunk
-// from DRAM, the others from L1. Prefetching PF_DIST ahead left DRAM idle while the later
+// from DRAM, the others from L1. Prefetching a fixed 1 KiB ahead left DRAM idle while the later
 // groups ran, so every group prefetches the next chunk (the same k one chunk on, into L2):
 // 2048×5632, 1 thread, best of 7 alternating runs: f32 M = 4 4.37 → 3.68 ms, M = 7 5.29 →
 // 4.20 (M = 1 takes 4.0, the bandwidth's time); bf16 M = 4 2.54 → 2.01, M = 7 3.60 → 2.95.
@@ -145,6 +142,9 @@ inline void store_sum4(const __m256 (&acc)[4][2], float* out) {
 // accumulators. Several streams keep more cache-line requests in flight than one, which a single
 // Intel core needs to approach DRAM bandwidth.
 constexpr int kStreams = 4;
+// Each stream prefetches its own lines this far ahead: the hardware prefetchers track four
+// interleaved streams in one panel less well than one.
+constexpr int64_t kStreamPrefetchBytes = 1024;
 
 template <int T>
 void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) {
@@ -158,7 +158,8 @@ void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) 
     for (int s = 0; s < kStreams; ++s) {
       const int64_t kk = s * len + j;
       if (kk * kRowBytes % 64 == 0)
-        _mm_prefetch(reinterpret_cast<const char*>(panel) + kk * kRowBytes + PF_DIST, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(panel) + kk * kRowBytes + kStreamPrefetchBytes,
+                     _MM_HINT_T0);
       fma_k<T>(a, panel, kk, acc[s]);
     }
   }
