@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "io/json_strict.h"
+#include "io/json_tree.h"
 #include "util/check.h"
 
 namespace flamingo::io {
@@ -351,13 +352,10 @@ void validate(const ModelConfig& c, const std::string& src) {
     v.err("prompt.caption", c.prompt.caption.size(), " bytes, longer than the limit of ",
           kMaxCaptionBytes);
 
-  json prov;
-  try {
-    prov = json::parse(c.provenance_json);
-  } catch (const json::exception&) {
-    v.err("provenance", "is not valid JSON");
-  }
-  if (!prov.is_object()) v.err("provenance", "expected an object, got ", json_kind(prov));
+  const JsonTree prov = parse_json_strict(c.provenance_json, str_cat(src, ": provenance"),
+                                          ErrorCode::kInvalidConfig, kMaxConfigDepth);
+  if (!prov.get().is_object())
+    v.err("provenance", "expected an object, got ", json_kind(prov.get()));
 }
 
 template <typename E, size_t N>
@@ -395,7 +393,8 @@ ModelConfig parse_config(std::string_view text, const std::string& source) {
   if (text.size() > kMaxConfigBytes)
     fail(ErrorCode::kInvalidConfig, source, ": ", text.size(), " bytes, more than the limit of ",
          kMaxConfigBytes);
-  const json root = parse_json_strict(text, source, ErrorCode::kInvalidConfig, kMaxConfigDepth);
+  const JsonTree tree = parse_json_strict(text, source, ErrorCode::kInvalidConfig, kMaxConfigDepth);
+  const json& root = tree.get();
   Section top(root, "", source);
   ModelConfig c;
   c.format_version = top.integer("format_version");

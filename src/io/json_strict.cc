@@ -92,18 +92,23 @@ class StrictChecker final : public nlohmann::json_sax<json> {
 
 }  // namespace
 
-nlohmann::json parse_json_strict(std::string_view text, const std::string& source, ErrorCode code,
-                                 int max_depth) {
+JsonTree parse_json_strict(std::string_view text, const std::string& source, ErrorCode code,
+                           int max_depth) {
   StrictChecker checker(source, code, max_depth);
   json::sax_parse(text.begin(), text.end(), &checker, nlohmann::detail::input_format_t::json,
                   /*strict=*/true, /*ignore_comments=*/false);
+  // json::parse would build its result in a local of its own, destroyed (allocating) if an
+  // allocation fails on the way; here every value goes into `tree` as it is read.
+  JsonTree tree;
+  nlohmann::detail::json_sax_dom_parser<json> builder(tree.get(), /*allow_exceptions_=*/true);
   try {
-    return json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/true,
-                       /*ignore_comments=*/false);
+    json::sax_parse(text.begin(), text.end(), &builder, nlohmann::detail::input_format_t::json,
+                    /*strict=*/true, /*ignore_comments=*/false);
   } catch (const json::exception& e) {
     // The checker has seen the same text parse; nothing should get here.
     fail(code, source, ": invalid JSON: ", parse_error_text(e));
   }
+  return tree;
 }
 
 std::string quote_name(std::string_view s) { return str_cat('"', printable(s), '"'); }

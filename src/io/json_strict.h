@@ -10,13 +10,16 @@
 #include <string_view>
 
 #include "flamingo/error.h"
+#include "io/json_tree.h"
 
 namespace flamingo::io {
 
 // Throws Error(code, "<source>: ...") on a syntax error, a duplicate key in any object (naming
-// the key and its parent path), or nesting deeper than max_depth.
-nlohmann::json parse_json_strict(std::string_view text, const std::string& source, ErrorCode code,
-                                 int max_depth);
+// the key and its parent path), or nesting deeper than max_depth. The tree is built straight
+// into a JsonTree, so that running out of memory halfway through is std::bad_alloc, not
+// std::terminate.
+JsonTree parse_json_strict(std::string_view text, const std::string& source, ErrorCode code,
+                           int max_depth);
 
 // `s` in double quotes for an error message: control bytes and bytes ≥ 0x7f become \xNN (so a
 // hostile name cannot inject terminal escapes or invalid UTF-8 into logs), and anything past

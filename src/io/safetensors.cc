@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "io/json_strict.h"
+#include "io/json_tree.h"
 #include "util/check.h"
 
 namespace flamingo::io {
@@ -121,8 +122,9 @@ SafetensorsFile SafetensorsFile::parse(MappedFile file) {
   if (header[last] != '}')
     fail(ErrorCode::kCorruptFile, src,
          ": header has bytes other than space padding after its closing '}'");
-  const json root = parse_json_strict(header.substr(0, last + 1), src + ": header",
-                                      ErrorCode::kCorruptFile, kMaxJsonDepth);
+  const JsonTree tree = parse_json_strict(header.substr(0, last + 1), src + ": header",
+                                          ErrorCode::kCorruptFile, kMaxJsonDepth);
+  const json& root = tree.get();
   if (!root.is_object())
     fail(ErrorCode::kCorruptFile, src, ": header is ", json_kind(root), ", not an object");
   if (root.size() > kMaxTensors + 1)

@@ -11,6 +11,7 @@
 
 #include "flamingo/error.h"
 #include "io/json_strict.h"
+#include "io/json_tree.h"
 #include "io/mapped_file.h"
 #include "util/check.h"
 
@@ -40,7 +41,8 @@ nlohmann::json params_json(const kernels::Conv2dParams& p) {
 }
 
 bool same_params(const kernels::Conv2dParams& a, const kernels::Conv2dParams& b) {
-  return params_json(a) == params_json(b);
+  return a.in_h == b.in_h && a.in_w == b.in_w && a.in_c == b.in_c && a.out_c == b.out_c &&
+         a.kernel == b.kernel && a.stride == b.stride && a.groups == b.groups;
 }
 
 // Writes all of [p, p+n) at offset off, or throws.
@@ -82,9 +84,10 @@ void PackCache::open_existing() {
     std::memcpy(&index_len, base + size - 16, 8);
     if (index_len > size - 16) fail(ErrorCode::kCorruptFile, "index length ", index_len);
     const uint64_t index_at = size - 16 - index_len;
-    const nlohmann::json j = io::parse_json_strict(
+    const io::JsonTree tree = io::parse_json_strict(
         std::string_view(reinterpret_cast<const char*>(base + index_at), index_len), file_.string(),
         ErrorCode::kCorruptFile, 8);
+    const nlohmann::json& j = tree.get();
     if (!j.is_object() || j.value("format", 0) != kFormat || j.value("key", "") != hex(key_))
       fail(ErrorCode::kCorruptFile, "another format or key");
     for (const auto& [name, e] : j.at("entries").items()) {
@@ -211,22 +214,31 @@ void PackCache::write_file() {
   const int fd = ::mkstemp(tmp.data());
   if (fd < 0) fail(ErrorCode::kIo, tmp, ": cannot create: ", std::strerror(errno));
   try {
-    nlohmann::json entries = nlohmann::json::object();
+    // Built in place under one JsonTree, with no temporary arrays or objects: a tree that is
+    // destroyed with members in it allocates (io/json_tree.h).
+    io::JsonTree tree(nlohmann::json::object());
+    nlohmann::json& root = tree.get();
+    root["format"] = kFormat;
+    root["key"] = hex(key_);
+    nlohmann::json& entries = root["entries"] = nlohmann::json::object();
     uint64_t off = 0;
     for (auto& [name, e] : recorded_) {
-      nlohmann::json parts = nlohmann::json::array();
+      nlohmann::json& entry = entries[name] = nlohmann::json::object();
+      entry["type"] = kernels::weight_type_name(e.type);
+      nlohmann::json& parts = entry["parts"] = nlohmann::json::array();
       for (Part& part : e.parts) {
         part.offset = off;
         write_at(fd, part.data, part.bytes, off, tmp);
-        parts.push_back({part.n, part.k, part.offset, part.bytes});
+        nlohmann::json& fields = parts.emplace_back(nlohmann::json::array());
+        fields.push_back(part.n);
+        fields.push_back(part.k);
+        fields.push_back(part.offset);
+        fields.push_back(part.bytes);
         off = (off + part.bytes + kAlign - 1) / kAlign * kAlign;
       }
-      nlohmann::json j = {{"type", kernels::weight_type_name(e.type)}, {"parts", parts}};
-      if (e.conv) j["conv"] = params_json(e.params);
-      entries[name] = std::move(j);
+      if (e.conv) entry["conv"] = params_json(e.params);
     }
-    const std::string index =
-        nlohmann::json{{"format", kFormat}, {"key", hex(key_)}, {"entries", entries}}.dump();
+    const std::string index = root.dump();
     write_at(fd, index.data(), index.size(), off, tmp);
     const uint64_t len = index.size();
     write_at(fd, &len, 8, off + len, tmp);
