@@ -192,11 +192,22 @@ def reference_limits(path, run_context):
             "triad": {int(k): v for k, v in u["triad_bytes_per_s"].items()}, "note": d.get("note", "")}
 
 
+def lower_limits(measured):
+    """The smaller of the start's and the end's FMA peak and triad (limits_from takes the
+    larger): on a host whose bandwidth moves by a third within a run, the two bracket it."""
+    each = [limits_from({n: m}) for n, m in measured.items()]
+    peaks = [e["peak_flops_per_thread"] for e in each if e["peak_flops_per_thread"]]
+    threads = set().union(*(e["triad"] for e in each)) if each else set()
+    return {"peak_flops_per_thread": min(peaks) if peaks else None,
+            "triad": {t: min(e["triad"][t] for e in each if t in e["triad"]) for t in threads}}
+
+
 def collect(results, models, reference_path=None):
     measured = {n: load_medians(os.path.join(results, n + ".json"))
                 for n in ("machine_limits", "machine_limits_after")
                 if os.path.exists(os.path.join(results, n + ".json"))}
     limits = limits_from({n: m[0] for n, m in measured.items()})
+    lower = lower_limits({n: m[0] for n, m in measured.items()})
     run_context = next(iter(measured.values()))[1] if measured else {}
     ref = reference_limits(reference_path, run_context)
     skipped = ref.pop("skipped") if ref and "skipped" in ref else None
@@ -208,7 +219,8 @@ def collect(results, models, reference_path=None):
         # Without a reference for this machine, the run's own limits are the yardstick: the
         # tables' first figure and the bracketed one are then the same.
         ref = {"peak_flops_per_thread": peak, "triad": triad, "own": True,
-               "note": skipped or "no reference limits file"}
+               "note": skipped or "no reference limits file",
+               "lower_peak": lower["peak_flops_per_thread"], "lower_triad": lower["triad"]}
     rows, torch_rows = [], []
     # engine-*: loads that pack the weights; cached-*: loads from a pack cache (PACK_CACHE=1).
     for path in sorted(glob.glob(os.path.join(results, "engine-*.jsonl"))
@@ -278,9 +290,14 @@ def collect(results, models, reference_path=None):
         row["decode_tok_s"] = row["decode_tokens"] / row["decode_ms"] * 1e3
         row["prefill_tok_s"] = pre_tok / row["prefill_ms"] * 1e3
         # Primary yardstick: the reference limits; the same run's limits (measured beside
-        # the other agents' load) are kept as *_run for context.
+        # the other agents' load) are kept as *_run for context. Without a reference the
+        # primary is the run's larger measurement and *_run its smaller one.
+        if ref.get("own"):
+            alt_peak, alt_triad = lower["peak_flops_per_thread"], lower["triad"]
+        else:
+            alt_peak, alt_triad = peak, triad
         for suffix, pk, tr in (("", ref and ref["peak_flops_per_thread"], ref and ref["triad"]),
-                               ("_run", peak, triad)):
+                               ("_run", alt_peak, alt_triad)):
             if pk:
                 for st in ("vision", "resampler", "prefill"):
                     row[f"{st}_pct_peak{suffix}"] = row[f"{st}_gflop"] * 1e9 / (row[f"{st}_ms"] / 1e3) / (pk * t)
@@ -380,7 +397,11 @@ def render(data):
     if I and I.get("own"):
         out.append(f"Machine: {data.get('machine')}. Yardstick (percentages in the tables): this run's own limits "
                    f"({I['note']}), measured by machine_limits_bench at the start and end of the last "
-                   "bench/run_e2e.sh invocation, the larger of the two; the bracketed figures are the same. ")
+                   "bench/run_e2e.sh invocation, the larger of the two; the bracketed figures are against the "
+                   "smaller of the two (the same figure when the host held still): "
+                   + "FMA peak " + f1(I["lower_peak"] / 1e9 if I.get("lower_peak") else None) + " GFLOP/s per thread, "
+                   + "STREAM triad " + ", ".join(f"{f1(v / 1e9, 2)} GB/s at {t} thread(s)" for t, v in sorted(I.get("lower_triad", {}).items()))
+                   + ". ")
     elif I:
         out.append(f"Yardstick (percentages in the tables): the reference limits of docs/machine-limits-reference.json "
                    f"({I['note']}): FMA peak {f1(I['peak_flops_per_thread'] / 1e9)} GFLOP/s per thread; "

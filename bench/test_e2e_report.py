@@ -59,6 +59,24 @@ class ReferenceLimits(unittest.TestCase):
                                                       self.context))
 
 
+class LowerLimits(unittest.TestCase):
+    def test_the_smaller_of_start_and_end_per_figure(self):
+        start = {"BM_PeakFma/1": {"FLOP/s": 117e9}, "BM_Triad/1": {"bytes/s": 28.8e9},
+                 "BM_Triad/2": {"bytes/s": 34.7e9}}
+        end = {"BM_PeakFma/1": {"FLOP/s": 116e9}, "BM_Triad/1": {"bytes/s": 26.1e9},
+               "BM_Triad/2": {"bytes/s": 48.9e9}}
+        low = e2e_report.lower_limits({"machine_limits": start, "machine_limits_after": end})
+        self.assertEqual(low["peak_flops_per_thread"], 116e9)
+        self.assertEqual(low["triad"], {1: 26.1e9, 2: 34.7e9})
+        high = e2e_report.limits_from({"machine_limits": start, "machine_limits_after": end})
+        self.assertEqual(high["triad"], {1: 28.8e9, 2: 48.9e9})
+
+    def test_one_measurement_is_both(self):
+        only = {"BM_PeakFma/1": {"FLOP/s": 90e9}, "BM_Triad/2": {"bytes/s": 25e9}}
+        low = e2e_report.lower_limits({"machine_limits": only})
+        self.assertEqual((low["peak_flops_per_thread"], low["triad"]), (90e9, {2: 25e9}))
+
+
 def torch_run(**extra):
     r = {"threads": 1, "load_ms": 900.0, "run": 0, "decode_preprocess_ms": 20.0, "vision_timm_ms": 1000.0,
          "vision_ms": 700.0, "resampler_ms": 300.0, "prefill_ms": 2000.0, "prefill_tokens": 64,
