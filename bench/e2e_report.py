@@ -221,6 +221,12 @@ def collect(results, models, reference_path=None):
         ref = {"peak_flops_per_thread": peak, "triad": triad, "own": True,
                "note": skipped or "no reference limits file",
                "lower_peak": lower["peak_flops_per_thread"], "lower_triad": lower["triad"]}
+    # The bracketed *_run figures: the run's own limits beside a reference; without one, where
+    # the primary figures are the run's larger measurement, its smaller one.
+    if ref.get("own"):
+        alt_peak, alt_triad = lower["peak_flops_per_thread"], lower["triad"]
+    else:
+        alt_peak, alt_triad = peak, triad
     rows, torch_rows = [], []
     # engine-*: loads that pack the weights; cached-*: loads from a pack cache (PACK_CACHE=1).
     for path in sorted(glob.glob(os.path.join(results, "engine-*.jsonl"))
@@ -290,12 +296,7 @@ def collect(results, models, reference_path=None):
         row["decode_tok_s"] = row["decode_tokens"] / row["decode_ms"] * 1e3
         row["prefill_tok_s"] = pre_tok / row["prefill_ms"] * 1e3
         # Primary yardstick: the reference limits; the same run's limits (measured beside
-        # the other agents' load) are kept as *_run for context. Without a reference the
-        # primary is the run's larger measurement and *_run its smaller one.
-        if ref.get("own"):
-            alt_peak, alt_triad = lower["peak_flops_per_thread"], lower["triad"]
-        else:
-            alt_peak, alt_triad = peak, triad
+        # the other agents' load) are kept as *_run for context.
         for suffix, pk, tr in (("", ref and ref["peak_flops_per_thread"], ref and ref["triad"]),
                                ("_run", alt_peak, alt_triad)):
             if pk:
