@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "dram_working_set.h"
+#include "huge_array.h"
 #include "peak_fma.h"
+#include "read_sweep.h"
 #include "util/thread_pool.h"
 
 namespace {
@@ -38,9 +40,11 @@ int64_t triad_n() {
   return n;
 }
 
+// In huge pages, as the packed weights a GEMV streams are (huge_array.h).
 struct Arrays {
-  std::vector<double> a, b, c;
-  Arrays() : a(triad_n(), 0.0), b(triad_n(), 1.0), c(triad_n(), 2.0) {}
+  flamingo::bench::HugeArray a{static_cast<size_t>(triad_n()), 0.0};
+  flamingo::bench::HugeArray b{static_cast<size_t>(triad_n()), 1.0};
+  flamingo::bench::HugeArray c{static_cast<size_t>(triad_n()), 2.0};
 };
 Arrays& arrays() {
   static Arrays arr;
@@ -69,21 +73,11 @@ BENCHMARK(BM_Triad)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond
 
 void BM_ReadSum(benchmark::State& state) {
   flamingo::ThreadPool pool(static_cast<int>(state.range(0)));
-  static std::vector<double> x(static_cast<size_t>(3 * triad_n()), 1.0);
-  std::vector<double> partial(kChunks);
+  static const flamingo::bench::HugeArray x(static_cast<size_t>(3 * triad_n()), 1.0);
+  std::vector<double> partial;
   const int64_t n = static_cast<int64_t>(x.size());
   for (auto _ : state) {
-    pool.parallel_for(kChunks, [&](int64_t t) {
-      const int64_t i0 = t * (n / kChunks), i1 = i0 + n / kChunks;
-      double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (int64_t i = i0; i < i1; i += 4) {
-        s0 += x[i];
-        s1 += x[i + 1];
-        s2 += x[i + 2];
-        s3 += x[i + 3];
-      }
-      partial[static_cast<size_t>(t)] = s0 + s1 + s2 + s3;
-    });
+    flamingo::bench::read_sweep(x.data(), n, kChunks, pool, partial);
     benchmark::DoNotOptimize(partial.data());
   }
   state.counters["bytes/s"] = benchmark::Counter(8.0 * static_cast<double>(n),

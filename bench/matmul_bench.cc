@@ -10,6 +10,10 @@
 // a real decode (one copy of 2048×2048 f32 weights fits in a 32 MiB L3 and would be read at
 // cache speed).
 //
+// matmul_beside_sweep/<type>/M:1/K:<k>/N:<n>/threads:<t>: the GEMV row of the same name,
+// alternated call by call with a read sweep of as many bytes (run_gemv_beside_sweep); its
+// of_sweep counter is the GEMV's share of the bandwidth the machine gave at that moment.
+//
 // microkernel/f32_gemm_6x16_<isa>/kc:<kc>: the GEMM's register tile alone, hot: one kc×16
 // weight sub-panel (L1) against 32 packed 6-row A tiles (L2), as the blocked GEMM calls it.
 // Its FLOP/s is the ceiling any cache blocking around this tile can reach.
@@ -32,6 +36,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,12 +45,14 @@
 #include <vector>
 
 #include "dram_working_set.h"
+#include "huge_array.h"
 #include "kernels/cpu.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/matmul_packed.h"
 #include "peak_fma.h"
 #include "random_inputs.h"
+#include "read_sweep.h"
 #include "util/thread_pool.h"
 #include "weight_inputs.h"
 
@@ -117,6 +124,65 @@ void run_flamingo(benchmark::State& state, WeightType type, int64_t m, int64_t k
     benchmark::ClobberMemory();
   }
   set_counters(state, m, k, n, fk::weight_bytes(type, n, k));
+}
+
+// One GEMV (M = 1) and one read sweep of as many bytes, alternated call by call and timed
+// apart: on a host whose bandwidth swings by half within seconds (the Zen 4 VM's 2-thread
+// sweep ran 31-53 GB/s), a yardstick measured minutes away says more about the host than the
+// kernel. Each GEMV reads the next DRAM-cold copy of the weights, each sweep the next DRAM-cold
+// stretch of its own array; the order flips every iteration so neither always follows the
+// other. Counters: weight_bytes/s, sweep_bytes/s and their ratio, of_sweep.
+void run_gemv_beside_sweep(benchmark::State& state, WeightType type, int64_t k, int64_t n,
+                           int threads) {
+  constexpr int64_t kSweepChunks = 64;
+  const size_t bytes = fk::weight_bytes(type, n, k);
+  const std::vector<fk::PackedMatrix>& w = packed(type, k, n, copies_for(1, bytes));
+  static const flamingo::bench::HugeArray sweep_array(flamingo::bench::dram_working_set_bytes() / 8,
+                                                      1.0);
+  const int64_t unit = 4 * kSweepChunks;
+  const int64_t per_sweep = static_cast<int64_t>(bytes / 8) / unit * unit;
+  const std::vector<float> a = random_vector(static_cast<size_t>(k), 7);
+  std::vector<float> c(static_cast<size_t>(n));
+  std::vector<double> partial;
+  flamingo::ThreadPool pool(threads);
+  fk::MatmulEpilogue ep;
+  ep.int8_activations = true;
+  size_t next = 0;
+  int64_t offset = 0;
+  double gemv_s = 0, sweep_s = 0;
+  int64_t calls = 0;
+  using Clock = std::chrono::steady_clock;
+  for (auto _ : state) {
+    const auto gemv = [&] {
+      const auto t0 = Clock::now();
+      fk::matmul(a.data(), k, 1, w[next], c.data(), n, pool, ep);
+      benchmark::DoNotOptimize(c.data());
+      benchmark::ClobberMemory();
+      gemv_s += std::chrono::duration<double>(Clock::now() - t0).count();
+      next = next + 1 == w.size() ? 0 : next + 1;
+    };
+    const auto sweep = [&] {
+      if (offset + per_sweep > static_cast<int64_t>(sweep_array.size())) offset = 0;
+      const auto t0 = Clock::now();
+      flamingo::bench::read_sweep(sweep_array.data() + offset, per_sweep, kSweepChunks, pool,
+                                  partial);
+      benchmark::DoNotOptimize(partial.data());
+      sweep_s += std::chrono::duration<double>(Clock::now() - t0).count();
+      offset += per_sweep;
+    };
+    if (calls++ % 2 == 0) {
+      gemv();
+      sweep();
+    } else {
+      sweep();
+      gemv();
+    }
+  }
+  const double gemv_rate = static_cast<double>(bytes) * static_cast<double>(calls) / gemv_s;
+  const double sweep_rate = 8.0 * static_cast<double>(per_sweep * calls) / sweep_s;
+  state.counters["weight_bytes/s"] = gemv_rate;
+  state.counters["sweep_bytes/s"] = sweep_rate;
+  state.counters["of_sweep"] = gemv_rate / sweep_rate;
 }
 
 // Row-major f32 copies of one (K, N) weight matrix for the baselines, as for our kernels.
@@ -328,6 +394,12 @@ void register_all() {
               [=](benchmark::State& s) { run_flamingo(s, type, m, k, n, t); })
               ->UseRealTime()
               ->Unit(benchmark::kMillisecond);
+          if (m == 1)
+            benchmark::RegisterBenchmark(
+                ("matmul_beside_sweep/" + std::string(fk::weight_type_name(type)) + suffix).c_str(),
+                [=](benchmark::State& s) { run_gemv_beside_sweep(s, type, k, n, t); })
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
         }
         benchmark::RegisterBenchmark(("matmul/openblas" + suffix).c_str(),
                                      [=](benchmark::State& s) { run_openblas(s, m, k, n, t); })

@@ -80,6 +80,21 @@ class MatmulPeak(unittest.TestCase):
         self.assertEqual(scaling["measured"], "1.88× (the FMA loop among these rows: 1.88×)")
         self.assertTrue(scaling["met"])
 
+    def test_gemv_beside_sweep_targets_use_the_paired_ratio(self):
+        def beside(impl, k, t, ratio):
+            return median_row(f"matmul_beside_sweep/{impl}/M:1/K:{k}/N:2048/threads:{t}",
+                              **{"weight_bytes/s": ratio * 30e9, "sweep_bytes/s": 30e9,
+                                 "of_sweep": ratio})
+        mm, md = self.render([beside("f32", 2048, 1, 0.93), beside("f32", 5632, 1, 0.84),
+                              beside("q4_0", 2048, 2, 1.02)])
+        f32 = next(t for t in mm["targets"] if "f32, 1 thread(s) ≥ 85 % of a read sweep" in t["target"])
+        self.assertEqual(f32["measured"], "84 %")
+        self.assertFalse(f32["met"])
+        q4 = next(t for t in mm["targets"] if "q4_0, 2 thread(s) ≥ 85 % of a read sweep" in t["target"])
+        self.assertTrue(q4["met"])
+        self.assertIn("| 2048 | 2048 | 1 | 27.9 GB/s (93 % of 30.0) | – |", md)
+        self.assertEqual(len(mm["gemv_beside_sweep"]), 3)
+
 
 if __name__ == "__main__":
     unittest.main()
