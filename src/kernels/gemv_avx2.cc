@@ -169,26 +169,19 @@ void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) 
 
 // One row of A, the panel read front to back (DecodeStreams::kOne). Four accumulators, k mod 4,
 // hide the FMA latency: with one, the 16-bit kernels were bound by it near the DRAM rate.
-// A prefetch 4 KiB ahead into L1: on a Zen 4 VM (one thread, 2048² from DRAM, medians of 3)
-// 4 KiB gave f16 24-26 GB/s against 21-23 at 1 and 2 KiB; none and 4 KiB were level for
-// f32 and bf16.
-constexpr int64_t kSeqPrefetchBytes = 4096;
-
+// No software prefetch: a Zen 4 core's prefetchers follow the one stream, and a prefetch 4 KiB
+// ahead into L1 cost 3-8 % (one thread, each GEMV alternated with a read sweep of as many
+// bytes, bench/matmul_bench's matmul_beside_sweep rows, four shapes, three rounds: f32 at
+// 0.97-1.00 of the sweep without, 0.92-0.94 with; f16 0.84-0.93 against 0.82-0.88); 2 KiB
+// ahead cost 15-17 % and 4-16 KiB into L2 20-30 % (one round each).
 template <int T>
 void dense_one_stream(const float* a, const uint8_t* panel, int64_t k, float* out) {
-  constexpr int64_t kRowBytes = T == kF32 ? 64 : 32;
   __m256 acc[4][2];
   for (auto& u : acc) u[0] = u[1] = _mm256_setzero_ps();
   int64_t kk = 0;
   for (; kk + 4 <= k; kk += 4) {
 #pragma GCC unroll 4
-    for (int u = 0; u < 4; ++u) {
-      if ((kk + u) * kRowBytes % 64 == 0)
-        _mm_prefetch(
-            reinterpret_cast<const char*>(panel) + (kk + u) * kRowBytes + kSeqPrefetchBytes,
-            _MM_HINT_T0);
-      fma_k<T>(a, panel, kk + u, acc[u]);
-    }
+    for (int u = 0; u < 4; ++u) fma_k<T>(a, panel, kk + u, acc[u]);
   }
   for (int u = 0; kk < k; ++kk, ++u) fma_k<T>(a, panel, kk, acc[u]);
   store_sum4<T>(acc, out);
