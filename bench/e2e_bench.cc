@@ -12,7 +12,10 @@
 //             [--decode-tokens 32] [--caption-tokens 20] [--caption-image A]
 #include <flamingo/flamingo.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +25,11 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "dram_working_set.h"
+#include "huge_array.h"
+#include "read_sweep.h"
+#include "util/thread_pool.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -104,6 +112,55 @@ std::string read_text(const std::string& path) {
   std::string s = os.str();
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s;
+}
+
+// The read bandwidth the host gives at this moment on `threads` threads: the median of three
+// read sweeps of a DRAM-sized array (bench/read_sweep.h), in bytes/s; -1 if it could not run.
+// Measured right after a decode, so that the decode is divided by the bandwidth of the same
+// seconds: the two-thread bandwidth of the Zen 4 VM moves between about 33 and 60 GB/s from one
+// minute to the next, and limits measured at the start and end of a run missed it both ways.
+// In a child process, so that its array does not count in this process's peak RSS.
+double sweep_bytes_per_s(int threads) {
+  int fd[2];
+  if (pipe(fd) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fd[0]);
+    close(fd[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    close(fd[0]);
+    double rate = -1;
+    try {
+      constexpr int64_t kChunks = 256;
+      const int64_t unit = 4 * kChunks;
+      const int64_t n =
+          static_cast<int64_t>(flamingo::bench::dram_working_set_bytes() / 8) / unit * unit;
+      const flamingo::bench::HugeArray x(static_cast<size_t>(n), 1.0);
+      flamingo::ThreadPool pool(threads);
+      std::vector<double> partial, rates;
+      for (int i = 0; i < 3; ++i) {
+        const auto t0 = Clock::now();
+        flamingo::bench::read_sweep(x.data(), n, kChunks, pool, partial);
+        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        rates.push_back(8.0 * static_cast<double>(n) / s);
+      }
+      std::sort(rates.begin(), rates.end());
+      rate = rates[1];
+    } catch (...) {
+    }
+    const ssize_t ignored = write(fd[1], &rate, sizeof rate);
+    (void)ignored;
+    _exit(0);
+  }
+  close(fd[1]);
+  double rate = -1;
+  if (read(fd[0], &rate, sizeof rate) != static_cast<ssize_t>(sizeof rate)) rate = -1;
+  close(fd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return rate;
 }
 
 }  // namespace
@@ -201,6 +258,7 @@ int main(int argc, char** argv) {
       out["first_token_wall_ms"] = w_first;
       out["fewshot"] = timings(r.timings);
       out["fewshot_generated"] = r.tokens.size();
+      out["sweep_after_decode_bytes_per_s"] = sweep_bytes_per_s(threads);
       // The next query of a few-shot loop: the same examples, another last image, the same
       // session, which keeps the prompt's keys and values up to that image.
       std::vector<flamingo::Media> next = media;

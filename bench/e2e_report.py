@@ -116,6 +116,15 @@ def prefill_flops(cfg, tokens):
     return f + 2 * lm["vocab_size"] * d  # logits of the last position
 
 
+def decode_share_of_sweep(runs, bytes_per_token):
+    """The decode's bytes/s over the read sweep e2e_bench ran right after it (the bandwidth of
+    the same seconds), per run, and the median over the runs that have a sweep; None without."""
+    shares = [r["fewshot"]["decode_tokens"] / r["fewshot"]["decode_ms"] * 1e3 * bytes_per_token
+              / r["sweep_after_decode_bytes_per_s"]
+              for r in runs if r.get("sweep_after_decode_bytes_per_s", -1) > 0]
+    return med(shares)
+
+
 def pytorch_row(path):
     """Medians of one bench/e2e_torch.py results file (torch-<config>-t<threads>.jsonl); None
     for a file that is empty or named otherwise."""
@@ -305,6 +314,11 @@ def collect(results, models, reference_path=None):
             if tr and t in tr:
                 row[f"decode_bound_tok_s{suffix}"] = tr[t] / (wbytes + kvbytes)
                 row[f"decode_pct_bound{suffix}"] = row["decode_tok_s"] / row[f"decode_bound_tok_s{suffix}"]
+        beside = decode_share_of_sweep(runs, wbytes + kvbytes)
+        if beside is not None:
+            row["decode_pct_sweep_after"] = beside
+            row["sweep_after_decode_gb_s"] = [r.get("sweep_after_decode_bytes_per_s", -1) / 1e9
+                                              for r in runs]
         rows.append(row)
     for path in sorted(glob.glob(os.path.join(results, "torch-*.jsonl"))):
         tr = pytorch_row(path)
@@ -412,6 +426,13 @@ def render(data):
     out.append(f"FMA peak {f1(peak / 1e9 if peak else None)} GFLOP/s per thread; "
                + "STREAM triad " + ", ".join(f"{f1(v / 1e9, 2)} GB/s at {t} thread(s)" for t, v in sorted(L["triad_bytes_per_s"].items()))
                + ". Load average (1/5/15 min): " + "; ".join(data["load_average"]) + ".\n")
+    if any("decode_pct_sweep_after" in r for r in data["engine"]):
+        out.append("\"Of the sweep after it\": each run's decode bytes/s (decode tokens/s × the bytes a "
+                   "token reads) over the read bandwidth e2e_bench measured right after that run's "
+                   "decode (bench/read_sweep.h over a DRAM-sized array on as many threads, median "
+                   "of 3 sweeps), the median over runs: the decode against the bandwidth of the "
+                   "same seconds, where the limits above may come from another of the host's "
+                   "moods.\n")
     for c in ("tinyllama", "flamingo3b"):
         rows = sorted([r for r in data["engine"] if r["config"] == c],
                       key=lambda r: (r["threads"], DTYPE_ORDER.index(r["dtype"]), r.get("cached", False)))
@@ -436,7 +457,8 @@ def render(data):
                 f"| {f1(r['image_decode_ms'])}+{f1(r['preprocess_ms'])} | {f1(r['vision_ms'], 0)} ({both(r, 'vision_pct_peak')}) "
                 f"| {f1(r['resampler_ms'], 0)} ({both(r, 'resampler_pct_peak')}) "
                 f"| {f1(r['prefill_tok_s'])} ({both(r, 'prefill_pct_peak')}) "
-                f"| {f1(r['decode_tok_s'], 2)} ({both(r, 'decode_pct_bound')} of {f1(r.get('decode_bound_tok_s'), 2)}) "
+                f"| {f1(r['decode_tok_s'], 2)} ({both(r, 'decode_pct_bound')} of {f1(r.get('decode_bound_tok_s'), 2)}"
+                f"{'; ' + pct(r['decode_pct_sweep_after']) + ' of the sweep after it' if 'decode_pct_sweep_after' in r else ''}) "
                 f"| {f1(r['first_token_ms'], 0)} | {f1(r['caption_ms'], 0)} "
                 f"| {kv} = {r['images']}×{r['blocks']} | {f1(r['peak_rss_mb'], 0)} ({f1(r['weight_file_mb'], 0)}) "
                 f"| {pct(r.get('cpu_share_first'))} / {pct(r.get('cpu_share_decode'))} |")

@@ -120,5 +120,25 @@ class PytorchRows(unittest.TestCase):
         self.assertIsNone(e2e_report.pytorch_row(self.write("torch-tinyllama.jsonl", [torch_run()])))
 
 
+class DecodeBesideSweep(unittest.TestCase):
+    @staticmethod
+    def run_(tok_s, sweep):
+        r = {"fewshot": {"decode_tokens": 16, "decode_ms": 16 / tok_s * 1e3}}
+        if sweep is not None:
+            r["sweep_after_decode_bytes_per_s"] = sweep
+        return r
+
+    def test_median_of_each_runs_own_ratio(self):
+        # 1 GB per token, so 30 tok/s reads 30 GB/s: per run 0.75, 1.0 and 1.5, median 1.0
+        # (the ratio of the medians, 30 over 30, would agree here only by chance).
+        runs = [self.run_(30, 40e9), self.run_(30, 30e9), self.run_(45, 30e9)]
+        self.assertAlmostEqual(e2e_report.decode_share_of_sweep(runs, 1e9), 1.0)
+
+    def test_runs_without_a_sweep_are_left_out(self):
+        runs = [self.run_(30, None), self.run_(20, -1), self.run_(24, 30e9)]
+        self.assertAlmostEqual(e2e_report.decode_share_of_sweep(runs, 1e9), 0.8)
+        self.assertIsNone(e2e_report.decode_share_of_sweep(runs[:2], 1e9))
+
+
 if __name__ == "__main__":
     unittest.main()
