@@ -95,6 +95,14 @@ class MatmulPeak(unittest.TestCase):
         self.assertIn("| 2048 | 2048 | 1 | 27.9 GB/s (93 % of 30.0) | – |", md)
         self.assertEqual(len(mm["gemv_beside_sweep"]), 3)
 
+    def test_a_miss_never_reads_as_the_threshold(self):
+        mm, _ = self.render([median_row("matmul_beside_sweep/q4_0/M:1/K:2048/N:2048/threads:2",
+                                        **{"weight_bytes/s": 25.47e9, "sweep_bytes/s": 30e9,
+                                           "of_sweep": 0.849})])
+        q4 = next(t for t in mm["targets"] if "q4_0, 2 thread(s)" in t["target"])
+        self.assertEqual(q4["measured"], "84.9 %")
+        self.assertFalse(q4["met"])
+
 
 if __name__ == "__main__":
     unittest.main()
