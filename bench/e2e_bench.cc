@@ -4,8 +4,8 @@
 // and prompt, another last image) and a caption request (one image, a fixed number of tokens).
 // Prints one JSON object with every stage's time, the visual K/V counter, the weight files'
 // page-cache read time, the memory figures and the read bandwidth right after the few-shot
-// decode (the yardstick of the same seconds for it). bench/run_e2e.sh runs it per configuration, weight
-// type and thread count, several times, beside the PyTorch reference.
+// decode (the yardstick of the same seconds for it). bench/run_e2e.sh runs it per configuration,
+// weight type and thread count, several times, beside the PyTorch reference.
 //
 // Not a Google Benchmark: a run is one process (load time and peak RSS are per process).
 //
