@@ -135,9 +135,8 @@ double sweep_bytes_per_s(int threads) {
     double rate = -1;
     try {
       constexpr int64_t kChunks = 256;
-      const int64_t unit = 4 * kChunks;
       const int64_t n =
-          static_cast<int64_t>(flamingo::bench::dram_working_set_bytes() / 8) / unit * unit;
+          flamingo::bench::sweep_doubles(flamingo::bench::dram_working_set_bytes(), kChunks);
       const flamingo::bench::HugeArray x(static_cast<size_t>(n), 1.0);
       flamingo::ThreadPool pool(threads);
       std::vector<double> partial, rates;

@@ -317,8 +317,10 @@ def collect(results, models, reference_path=None):
         beside = decode_share_of_sweep(runs, wbytes + kvbytes)
         if beside is not None:
             row["decode_pct_sweep_after"] = beside
-            row["sweep_after_decode_gb_s"] = [r.get("sweep_after_decode_bytes_per_s", -1) / 1e9
-                                              for r in runs]
+            # Per run, None where a run has no sweep.
+            row["sweep_after_decode_gb_s"] = [
+                r["sweep_after_decode_bytes_per_s"] / 1e9
+                if r.get("sweep_after_decode_bytes_per_s", -1) > 0 else None for r in runs]
         rows.append(row)
     for path in sorted(glob.glob(os.path.join(results, "torch-*.jsonl"))):
         tr = pytorch_row(path)

@@ -139,8 +139,7 @@ void run_gemv_beside_sweep(benchmark::State& state, WeightType type, int64_t k, 
   const std::vector<fk::PackedMatrix>& w = packed(type, k, n, copies_for(1, bytes));
   static const flamingo::bench::HugeArray sweep_array(flamingo::bench::dram_working_set_bytes() / 8,
                                                       1.0);
-  const int64_t unit = 4 * kSweepChunks;
-  const int64_t per_sweep = static_cast<int64_t>(bytes / 8) / unit * unit;
+  const int64_t per_sweep = flamingo::bench::sweep_doubles(bytes, kSweepChunks);
   const std::vector<float> a = random_vector(static_cast<size_t>(k), 7);
   std::vector<float> c(static_cast<size_t>(n));
   std::vector<double> partial;

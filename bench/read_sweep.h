@@ -3,12 +3,20 @@
 // DRAM-sized array with it; matmul_bench alternates it with GEMV calls over as many bytes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "util/thread_pool.h"
 
 namespace flamingo::bench {
+
+// The most doubles read_sweep can take in `chunks` pieces from `bytes` bytes (a multiple of
+// 4 * chunks, rounded down).
+inline int64_t sweep_doubles(size_t bytes, int64_t chunks) {
+  const int64_t unit = 4 * chunks;
+  return static_cast<int64_t>(bytes / sizeof(double)) / unit * unit;
+}
 
 // Sums x[0, n) in `chunks` fixed pieces on `pool`, one partial sum per piece into partial
 // (resized to chunks). n must be a multiple of 4 * chunks. Four accumulators per piece so that
