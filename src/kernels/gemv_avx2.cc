@@ -23,9 +23,14 @@ constexpr int64_t kChunk = 256;
 
 enum Kind { kF32, kF16, kBF16 };
 
-// kOneLoad: f16 read as one 32-byte load split in two, not two 16-byte loads, fewer load
-// µops per cache line at one more shuffle; only the one-stream decode kernel asks for it
-// (dense_one_stream says why).
+// An empty asm that takes v in a register: GCC folds each use of a loaded vector into an
+// instruction of its own with a memory operand, which loads the same 32 bytes twice.
+inline void keep_in_register(__m256i& v) { asm("" : "+x"(v)); }
+
+// kOneLoad: the 16-bit types read as one 32-byte load per 16 weights, both halves taken from
+// the register, not two loads (f16: two 16-byte ones; bf16: the shift's and the mask's): fewer
+// load µops per cache line. Only the one-stream decode kernel asks for it (dense_one_stream
+// says why).
 template <int T, bool kOneLoad = false>
 inline void load_w(const uint8_t* panel, int64_t k, __m256& w0, __m256& w1) {
   if constexpr (T == kF32) {
@@ -36,7 +41,8 @@ inline void load_w(const uint8_t* panel, int64_t k, __m256& w0, __m256& w1) {
     const __m128i* h =
         reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(panel) + k * kPanelRows);
     if constexpr (T == kF16 && kOneLoad) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h));
+      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h));
+      keep_in_register(v);
       w0 = _mm256_cvtph_ps(_mm256_castsi256_si128(v));
       w1 = _mm256_cvtph_ps(_mm256_extracti128_si256(v, 1));
     } else if constexpr (T == kF16) {
@@ -47,7 +53,8 @@ inline void load_w(const uint8_t* panel, int64_t k, __m256& w0, __m256& w1) {
       // a shift gives the even columns and a mask the odd ones, one µop per 8 weights where
       // zero-extending to 32 bits and shifting took two (a cross-lane shuffle among them).
       // The accumulators hold even and odd columns until to_columns() interleaves them.
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h));
+      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h));
+      if constexpr (kOneLoad) keep_in_register(v);
       w0 = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
       w1 = _mm256_castsi256_ps(
           _mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
@@ -180,10 +187,12 @@ void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) 
 // ahead into L1 cost 3-8 % (one thread, each GEMV alternated with a read sweep of as many
 // bytes, bench/matmul_bench's matmul_beside_sweep rows, four shapes, three rounds: f32 at
 // 0.97-1.00 of the sweep without, 0.92-0.94 with; f16 0.84-0.93 against 0.82-0.88); 2 KiB
-// ahead cost 15-17 % and 4-16 KiB into L2 20-30 % (one round each). f16 takes its 16
-// weights in one 32-byte load: slower from L2 (43-44 against 49-51 GB/s) but 3-5 % closer to
-// the sweep from DRAM (the same bench, five rounds alternating builds: 0.82-1.06 of the
-// sweep against 0.77-0.89), as if the core's DRAM stream gained from fewer loads per line.
+// ahead cost 15-17 % and 4-16 KiB into L2 20-30 % (one round each). The 16-bit types take
+// their 16 weights in one 32-byte load (load_w's kOneLoad), as if the core's DRAM stream
+// gained from fewer loads per line: beside the sweep, three rounds alternating builds, four
+// shapes, bf16 0.86-0.92 against 0.84-0.88 with two loads (and 77-79 GB/s from L2 against
+// 66-69), f16 0.83-0.88 against 0.80-0.86. (f16's first version, a 32-byte load of which GCC
+// loaded the low half again, had already gained 3-5 % on two 16-byte loads.)
 
 template <int T>
 void dense_one_stream(const float* a, const uint8_t* panel, int64_t k, float* out) {
