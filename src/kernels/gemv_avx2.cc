@@ -24,7 +24,7 @@ constexpr int64_t kChunk = 256;
 enum Kind { kF32, kF16, kBF16 };
 
 // An empty asm that takes v in a register: GCC folds each use of a loaded vector into an
-// instruction of its own with a memory operand, which loads the same 32 bytes twice.
+// instruction of its own with a memory operand, which loads the same bytes again.
 inline void keep_in_register(__m256i& v) { asm("" : "+x"(v)); }
 
 // kOneLoad: the 16-bit types read as one 32-byte load per 16 weights, both halves taken from
