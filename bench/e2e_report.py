@@ -116,12 +116,19 @@ def prefill_flops(cfg, tokens):
     return f + 2 * lm["vocab_size"] * d  # logits of the last position
 
 
+def sweep_after_decode(run):
+    """The read bandwidth (bytes/s) e2e_bench measured right after a run's decode; None where
+    the run has none (older results, or e2e_bench's -1 for a sweep that could not run)."""
+    v = run.get("sweep_after_decode_bytes_per_s", -1)
+    return v if v > 0 else None
+
+
 def decode_share_of_sweep(runs, bytes_per_token):
     """The decode's bytes/s over the read sweep e2e_bench ran right after it (the bandwidth of
     the same seconds), per run, and the median over the runs that have a sweep; None without."""
     shares = [r["fewshot"]["decode_tokens"] / r["fewshot"]["decode_ms"] * 1e3 * bytes_per_token
-              / r["sweep_after_decode_bytes_per_s"]
-              for r in runs if r.get("sweep_after_decode_bytes_per_s", -1) > 0]
+              / sweep_after_decode(r)
+              for r in runs if sweep_after_decode(r) is not None]
     return med(shares)
 
 
@@ -319,8 +326,8 @@ def collect(results, models, reference_path=None):
             row["decode_pct_sweep_after"] = beside
             # Per run, None where a run has no sweep.
             row["sweep_after_decode_gb_s"] = [
-                r["sweep_after_decode_bytes_per_s"] / 1e9
-                if r.get("sweep_after_decode_bytes_per_s", -1) > 0 else None for r in runs]
+                sweep_after_decode(r) / 1e9 if sweep_after_decode(r) is not None else None
+                for r in runs]
         rows.append(row)
     for path in sorted(glob.glob(os.path.join(results, "torch-*.jsonl"))):
         tr = pytorch_row(path)
