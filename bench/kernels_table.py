@@ -41,12 +41,16 @@ def load_medians(path):
 def limits_from(results):
     """Peak FLOP/s per thread and triad bandwidth per thread count, the larger of the runs
     before and after the other benchmarks (the conservative yardstick)."""
-    limits = {"peak_flops_per_thread": None, "triad": {}, "read": {}}
+    limits = {"peak_flops_per_thread": None, "triad": {}, "read": {}, "f16_fma_bytes_per_thread": None}
     for name in ("machine_limits", "machine_limits_after"):
         r = results.get(name)
         if not r:
             continue
         for bench, row in r.items():
+            if bench == "BM_PeakF16Fma/1" and "bytes/s" in row:
+                cur = limits["f16_fma_bytes_per_thread"]
+                limits["f16_fma_bytes_per_thread"] = max(cur or 0, row["bytes/s"])
+                continue
             m = re.match(r"BM_(PeakFma|Triad|ReadSum)/(\d+)$", bench)
             if not m:
                 continue
@@ -77,7 +81,9 @@ def render_limits(results, limits, doc):
     lines += ["", "PeakFma/N: N threads each running 12 independent ymm FMA chains: the ceiling "
               "of our AVX2 kernels and the peak all percentages use. PeakFma512/N (only on "
               "machines with AVX-512): the same with zmm, the machine's real ceiling, which "
-              "AVX2 code cannot reach. Triad/N: "
+              "AVX2 code cannot reach. PeakF16Fma/N: 12 chains of vcvtph2ps + FMA per thread, "
+              "in bytes of fp16 weights (16 a pair): the f16 GEMV's roof where converting, not "
+              "memory, limits it. Triad/N: "
               "STREAM triad on three arrays of together 4× the L3 (at least 384 MiB), 24 bytes per "
               "element. ReadSum/N: read-only sweep of as many bytes. Both arrays in transparent "
               "huge pages, as the packed weights are. Percentages below use the "
@@ -86,7 +92,8 @@ def render_limits(results, limits, doc):
                   "(below)" if own_peaks(results.get("matmul", {})) else "") + ".", ""]
     doc["machine_limits"] = {"before": before, "after": after, "used": {
         "peak_flops_per_thread": limits["peak_flops_per_thread"],
-        "triad_bytes_per_s": limits["triad"], "read_bytes_per_s": limits["read"]}}
+        "triad_bytes_per_s": limits["triad"], "read_bytes_per_s": limits["read"],
+        "f16_fma_bytes_per_thread": limits["f16_fma_bytes_per_thread"]}}
     return lines
 
 
@@ -214,7 +221,13 @@ def render_matmul(results, limits, doc):
                   "the limit. Against the DRAM bandwidth per core above it says how much of a "
                   "decode's time the kernel's own instructions take.", "",
                   "| kernel | K | GB/s |", "|---|---|---|"]
-        lines += [f"| gemv_{e['type']}_{e['isa']} | {e['K']} | {e['GB/s']:.1f} |" for e in hot]
+        roof = limits.get("f16_fma_bytes_per_thread")
+        for e in hot:
+            text = f"{e['GB/s']:.1f}"
+            if roof and e["type"].startswith("f16") and e["isa"] == "avx2":
+                e["pct_f16_fma_roof"] = e["GB/s"] * 1e9 / roof
+                text += f" ({pct(e['pct_f16_fma_roof'])} of PeakF16Fma/1)"
+            lines.append(f"| gemv_{e['type']}_{e['isa']} | {e['K']} | {text} |")
         lines.append("")
     beside = parse_beside_sweep(results.get("matmul", {}))
     if beside:

@@ -49,6 +49,35 @@ FLAMINGO_FMA_LOOP(fma_loop_ymm, "ymm")
 FLAMINGO_FMA_LOOP(fma_loop_zmm, "zmm")
 #undef FLAMINGO_FMA_LOOP
 #undef FLAMINGO_FMA
+
+// An f16 GEMV's instruction roof: each of 12 chains takes 8 fp16 values through vcvtph2ps
+// into one FMA, with no memory traffic. Where the conversion shares the FMA pipes (Zen 4) the
+// pairs run well below the FMA peak, and this, not DRAM, can bound a one-thread f16 decode.
+// clang-format off
+#define FLAMINGO_CVT_FMA(n, t)                                                                  \
+  "vcvtph2ps %%xmm15, %%ymm" #t "\n\tvfmadd231ps %%ymm" #t ", %%ymm14, %%ymm" #n "\n\t"
+inline float f16_fma_loop_ymm(int64_t iters) {
+  __asm__ volatile(
+      "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"
+      FLAMINGO_COPY0("ymm", 1) FLAMINGO_COPY0("ymm", 2) FLAMINGO_COPY0("ymm", 3)
+      FLAMINGO_COPY0("ymm", 4) FLAMINGO_COPY0("ymm", 5) FLAMINGO_COPY0("ymm", 6)
+      FLAMINGO_COPY0("ymm", 7) FLAMINGO_COPY0("ymm", 8) FLAMINGO_COPY0("ymm", 9)
+      FLAMINGO_COPY0("ymm", 10) FLAMINGO_COPY0("ymm", 11) FLAMINGO_COPY0("ymm", 14)
+      FLAMINGO_COPY0("ymm", 15)
+      "1:\n\t"
+      FLAMINGO_CVT_FMA(0, 12) FLAMINGO_CVT_FMA(1, 13) FLAMINGO_CVT_FMA(2, 12)
+      FLAMINGO_CVT_FMA(3, 13) FLAMINGO_CVT_FMA(4, 12) FLAMINGO_CVT_FMA(5, 13)
+      FLAMINGO_CVT_FMA(6, 12) FLAMINGO_CVT_FMA(7, 13) FLAMINGO_CVT_FMA(8, 12)
+      FLAMINGO_CVT_FMA(9, 13) FLAMINGO_CVT_FMA(10, 12) FLAMINGO_CVT_FMA(11, 13)
+      "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"
+      : "+r"(iters)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+  return static_cast<float>(iters);
+}
+// clang-format on
+#undef FLAMINGO_CVT_FMA
 #undef FLAMINGO_COPY0
 
 // Every thread (state.range(0) of them) runs `loop` once per iteration; `lanes` floats per
@@ -66,6 +95,24 @@ inline void run_peak_fma(benchmark::State& state, float (*loop)(int64_t), int la
       benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["FLOP/s_per_thread"] =
       benchmark::Counter(flops / threads, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// f16_fma_loop_ymm on every thread (state.range(0) of them); counters bytes/s and
+// bytes/s_per_thread, in fp16 weight bytes (16 per convert-FMA pair), to set beside a GEMV's GB/s.
+inline void run_peak_f16_fma(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  ThreadPool pool(threads);
+  std::vector<float> sink(static_cast<size_t>(threads));
+  for (auto _ : state) {
+    pool.parallel_for(
+        threads, [&](int64_t t) { sink[static_cast<size_t>(t)] = f16_fma_loop_ymm(kFmaIters); });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  const double bytes = 16.0 * 12 * static_cast<double>(kFmaIters) * threads;
+  state.counters["bytes/s"] =
+      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes/s_per_thread"] =
+      benchmark::Counter(bytes / threads, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // `name`/<threads> for 1 and 2 threads, skipped with `missing` where `supported()` is false.
@@ -93,6 +140,23 @@ inline void register_peak_fma(bool with_zmm) {
     register_peak(
         "BM_PeakFma512", [] { return __builtin_cpu_supports("avx512f") != 0; }, "no AVX-512",
         fma_loop_zmm, 16);
+}
+
+// BM_PeakF16Fma/<threads>, 1 and 2 threads: the f16 GEMV's roof beside the FMA peak.
+inline void register_peak_f16_fma() {
+  benchmark::RegisterBenchmark(
+      "BM_PeakF16Fma",
+      [](benchmark::State& s) {
+        if (!kernels::cpu_has_avx2() || __builtin_cpu_supports("f16c") == 0) {
+          s.SkipWithError("no AVX2/FMA/F16C");
+          return;
+        }
+        run_peak_f16_fma(s);
+      })
+      ->Arg(1)
+      ->Arg(2)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace flamingo::bench

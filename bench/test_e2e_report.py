@@ -140,5 +140,25 @@ class DecodeBesideSweep(unittest.TestCase):
         self.assertIsNone(e2e_report.decode_share_of_sweep(runs[:2], 1e9))
 
 
+class NextQuery(unittest.TestCase):
+    @staticmethod
+    def run_(first_vision, images, next_vision):
+        step = {"prompt_tokens_reused": 0, "prefill_tokens": 64, "prefill_ms": 100.0,
+                "first_token_ms": 500.0}
+        return {"fewshot": dict(step, vision_ms=first_vision, media_encoded=images),
+                "fewshot_next": dict(step, prompt_tokens_reused=56, prefill_tokens=8,
+                                     vision_ms=next_vision, media_encoded=1)}
+
+    def test_vision_is_per_image_in_both_requests(self):
+        runs = [self.run_(450, 3, 130), self.run_(390, 3, 128), self.run_(600, 3, 160)]
+        s = e2e_report.next_query_summary(runs)
+        self.assertAlmostEqual(s["vision_ms"], 130)
+        self.assertAlmostEqual(s["first_vision_ms"], 150)
+        self.assertEqual((s["reused"], s["ran"]), (56, 8))
+
+    def test_runs_before_the_next_query_give_none(self):
+        self.assertIsNone(e2e_report.next_query_summary([{"fewshot": {}}]))
+
+
 if __name__ == "__main__":
     unittest.main()

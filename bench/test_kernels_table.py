@@ -33,14 +33,14 @@ def gemm(impl, m, t, flops):
 
 
 class MatmulPeak(unittest.TestCase):
-    def render(self, matmul_rows):
+    def render(self, matmul_rows, limits_rows=()):
         with tempfile.TemporaryDirectory() as d:
             res = os.path.join(d, "results")
             os.mkdir(res)
             # machine_limits_bench before and after: the table takes the larger per thread.
             write(os.path.join(res, "machine_limits.json"),
                   [median_row("BM_PeakFma/1", **{"FLOP/s": 100e9}),
-                   median_row("BM_Triad/1", **{"bytes/s": 10e9})])
+                   median_row("BM_Triad/1", **{"bytes/s": 10e9}), *limits_rows])
             write(os.path.join(res, "machine_limits_after.json"),
                   [median_row("BM_PeakFma/1", **{"FLOP/s": 90e9})])
             write(os.path.join(res, "matmul.json"), matmul_rows)
@@ -94,6 +94,20 @@ class MatmulPeak(unittest.TestCase):
         self.assertTrue(q4["met"])
         self.assertIn("| 2048 | 2048 | 1 | 27.9 GB/s (93 % of 30.0) | – |", md)
         self.assertEqual(len(mm["gemv_beside_sweep"]), 3)
+
+    def test_the_f16_gemv_runs_against_the_convert_fma_roof(self):
+        def hot(kernel, gbs):
+            return median_row(f"microkernel/{kernel}/K:2048", **{"weight_bytes/s": gbs * 1e9})
+        mm, md = self.render([gemm("f32", 64, 1, 90e9), hot("gemv_f16_1x16_avx2", 40),
+                              hot("gemv_bf16_1x16_avx2", 70), hot("gemv_f16_scalar", 2)],
+                             [median_row("BM_PeakF16Fma/1", **{"bytes/s": 50e9})])
+        f16 = next(e for e in mm["gemv_hot"] if e["type"] == "f16_1x16")
+        self.assertAlmostEqual(f16["pct_f16_fma_roof"], 0.8)
+        self.assertIn("| gemv_f16_1x16_avx2 | 2048 | 40.0 (80 % of PeakF16Fma/1) |", md)
+        self.assertIn("| gemv_bf16_1x16_avx2 | 2048 | 70.0 |", md)
+        self.assertIn("| gemv_f16_scalar | 2048 | 2.0 |", md)
+        # The roof is not a FLOP/s peak: the GEMM still divides by BM_PeakFma.
+        self.assertAlmostEqual(self.row(mm, 64, 1)["f32"]["pct_peak"], 0.9)
 
     def test_a_miss_never_reads_as_the_threshold(self):
         mm, _ = self.render([median_row("matmul_beside_sweep/q4_0/M:1/K:2048/N:2048/threads:2",
