@@ -81,7 +81,7 @@ def render_limits(results, limits, doc):
     lines += ["", "PeakFma/N: N threads each running 12 independent ymm FMA chains: the ceiling "
               "of our AVX2 kernels and the peak all percentages use. PeakFma512/N (only on "
               "machines with AVX-512): the same with zmm, the machine's real ceiling, which "
-              "AVX2 code cannot reach. PeakF16Fma/N: 12 chains of vcvtph2ps + FMA per thread, "
+              "AVX2 code cannot reach. PeakF16Fma/N: 12 chains of vcvtph2ps from L1 + FMA per thread, "
               "in bytes of fp16 weights (16 a pair): the f16 GEMV's roof where converting, not "
               "memory, limits it. Triad/N: "
               "STREAM triad on three arrays of together 4× the L3 (at least 384 MiB), 24 bytes per "

@@ -3,8 +3,8 @@
 //             traffic), counter FLOP/s: the ceiling of our AVX2 kernels;
 //   PeakFma512: the same with zmm registers, on machines with AVX-512 only: the machine's
 //             real ceiling, which our AVX2 kernels cannot reach (context for the reader);
-//   PeakF16Fma: 12 chains of vcvtph2ps + FMA, counter bytes/s of fp16 weights: the f16 GEMV's
-//             ceiling where the conversion, not memory, is the limit;
+//   PeakF16Fma: 12 chains of vcvtph2ps from L1 + FMA, counter bytes/s of fp16 weights: the
+//             f16 GEMV's ceiling where the conversion, not memory, is the limit;
 //   Triad:    STREAM triad a[i] = b[i] + s·c[i] on three double arrays of together at least
 //             4× the L3 (dram_working_set.h), counter bytes/s counted as STREAM does (24 bytes
 //             per element);

@@ -27,10 +27,10 @@ enum Kind { kF32, kF16, kBF16 };
 // instruction of its own with a memory operand, which loads the same bytes again.
 inline void keep_in_register(__m256i& v) { asm("" : "+x"(v)); }
 
-// kOneLoad: the 16-bit types read as one 32-byte load per 16 weights, both halves taken from
-// the register, not two loads (f16: two 16-byte ones; bf16: the shift's and the mask's): fewer
-// load µops per cache line. Only the one-stream decode kernel asks for it (dense_one_stream
-// says why).
+// kOneLoad (bf16 only): one 32-byte load per 16 weights, both halves taken from the register,
+// not one load for the shift and another for the mask: fewer load µops per cache line. Only
+// the one-stream decode kernel asks for it (dense_one_stream says why). f16 always converts
+// straight from memory: vcvtph2ps from a register costs Zen 4 twice the pipe time.
 template <int T, bool kOneLoad = false>
 inline void load_w(const uint8_t* panel, int64_t k, __m256& w0, __m256& w1) {
   if constexpr (T == kF32) {
@@ -40,12 +40,7 @@ inline void load_w(const uint8_t* panel, int64_t k, __m256& w0, __m256& w1) {
   } else {
     const __m128i* h =
         reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(panel) + k * kPanelRows);
-    if constexpr (T == kF16 && kOneLoad) {
-      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h));
-      keep_in_register(v);
-      w0 = _mm256_cvtph_ps(_mm256_castsi256_si128(v));
-      w1 = _mm256_cvtph_ps(_mm256_extracti128_si256(v, 1));
-    } else if constexpr (T == kF16) {
+    if constexpr (T == kF16) {
       w0 = _mm256_cvtph_ps(_mm_loadu_si128(h));
       w1 = _mm256_cvtph_ps(_mm_loadu_si128(h + 1));
     } else {
@@ -194,30 +189,34 @@ void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) 
 // ahead into L1 cost 3-8 % (one thread, each GEMV alternated with a read sweep of as many
 // bytes, bench/matmul_bench's matmul_beside_sweep rows, four shapes, three rounds: f32 at
 // 0.97-1.00 of the sweep without, 0.92-0.94 with; f16 0.84-0.93 against 0.82-0.88); 2 KiB
-// ahead cost 15-17 % and 4-16 KiB into L2 20-30 % (one round each). The 16-bit types take
-// their 16 weights in one 32-byte load (load_w's kOneLoad), as if the core's DRAM stream
-// gained from fewer loads per line: beside the sweep, three rounds alternating builds, four
-// shapes, bf16 0.86-0.92 against 0.84-0.88 with two loads (and 77-79 GB/s from L2 against
-// 66-69), f16 0.83-0.88 against 0.80-0.86. (f16's first version, a 32-byte load of which GCC
-// loaded the low half again, had already gained 3-5 % on two 16-byte loads.)
+// ahead cost 15-17 % and 4-16 KiB into L2 20-30 % (one round each). bf16 takes its 16
+// weights in one 32-byte load (load_w's kOneLoad), as if the core's DRAM stream gained from
+// fewer loads per line: beside the sweep, three rounds alternating builds, four shapes, bf16
+// 0.86-0.92 against 0.84-0.88 with two loads (and 77-79 GB/s from L2 against 66-69). f16
+// does not: its one 32-byte load needed a lane extract and two vcvtph2ps from registers, which
+// on Zen 4 take the pipes twice as long as two vcvtph2ps from memory (a loop of convert + FMA
+// pairs: 58.6 GB/s of fp16 against 112-117, BM_PeakF16Fma). Two 16-byte loads converted from
+// memory: 46-47 → 69-70 GB/s from L2, and beside the sweep (one thread, six rounds
+// alternating builds, medians per shape) 0.83-0.87 → 0.87-0.89, better in five rounds of six.
 
 template <int T>
 void dense_one_stream(const float* a, const uint8_t* panel, int64_t k, float* out) {
   // Four named accumulator pairs, not an array: GCC 12 kept an acc[4][2] in memory and stored
   // all eight on every pass, eight 32-byte stores per four k, which bounded the kernel from L2
   // (bf16 51 GB/s hot, one 32-byte store per cycle on Zen 4).
+  constexpr bool kOneLoad = T == kBF16;
   __m256 s0[2], s1[2], s2[2], s3[2];
   s0[0] = s0[1] = s1[0] = s1[1] = s2[0] = s2[1] = s3[0] = s3[1] = _mm256_setzero_ps();
   int64_t kk = 0;
   for (; kk + 4 <= k; kk += 4) {
-    fma_k<T, true>(a, panel, kk, s0);
-    fma_k<T, true>(a, panel, kk + 1, s1);
-    fma_k<T, true>(a, panel, kk + 2, s2);
-    fma_k<T, true>(a, panel, kk + 3, s3);
+    fma_k<T, kOneLoad>(a, panel, kk, s0);
+    fma_k<T, kOneLoad>(a, panel, kk + 1, s1);
+    fma_k<T, kOneLoad>(a, panel, kk + 2, s2);
+    fma_k<T, kOneLoad>(a, panel, kk + 3, s3);
   }
-  if (kk < k) fma_k<T, true>(a, panel, kk, s0);
-  if (kk + 1 < k) fma_k<T, true>(a, panel, kk + 1, s1);
-  if (kk + 2 < k) fma_k<T, true>(a, panel, kk + 2, s2);
+  if (kk < k) fma_k<T, kOneLoad>(a, panel, kk, s0);
+  if (kk + 1 < k) fma_k<T, kOneLoad>(a, panel, kk + 1, s1);
+  if (kk + 2 < k) fma_k<T, kOneLoad>(a, panel, kk + 2, s2);
   const __m256 acc[4][2] = {{s0[0], s0[1]}, {s1[0], s1[1]}, {s2[0], s2[1]}, {s3[0], s3[1]}};
   store_sum4<T>(acc, out);
 }
