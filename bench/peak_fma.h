@@ -52,9 +52,9 @@ FLAMINGO_FMA_LOOP(fma_loop_zmm, "zmm")
 
 // An f16 GEMV's instruction roof: each of 12 chains converts 8 fp16 values with vcvtph2ps
 // from memory (an L1-resident 192-byte block, as a GEMV's weights come from memory) into one
-// FMA. Where the conversion shares the FMA pipes the pairs run below the FMA peak, and this,
-// not DRAM, can bound a one-thread f16 decode. (The register form of vcvtph2ps is slower on
-// Zen 4: 58.6 GB/s against 84-92 from memory.)
+// FMA. Where the conversion competes with the FMAs for pipes, this and not DRAM can bound a
+// one-thread f16 decode. On Zen 4 the memory form runs at the FMA peak (107-117 GB/s of fp16
+// per thread); the register form, which this loop used at first, ran at half (58.6).
 // clang-format off
 #define FLAMINGO_CVT_FMA(n, t, off)                                                             \
   "vcvtph2ps " #off "(%1), %%ymm" #t "\n\tvfmadd231ps %%ymm" #t ", %%ymm14, %%ymm" #n "\n\t"

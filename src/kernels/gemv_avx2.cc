@@ -194,8 +194,8 @@ void dense_one_row(const float* a, const uint8_t* panel, int64_t k, float* out) 
 // fewer loads per line: beside the sweep, three rounds alternating builds, four shapes, bf16
 // 0.86-0.92 against 0.84-0.88 with two loads (and 77-79 GB/s from L2 against 66-69). f16
 // does not: its one 32-byte load needed a lane extract and two vcvtph2ps from registers, which
-// on Zen 4 take the pipes twice as long as two vcvtph2ps from memory (a loop of convert + FMA
-// pairs: 58.6 GB/s of fp16 against 112-117, BM_PeakF16Fma). Two 16-byte loads converted from
+// on Zen 4 take the pipes twice as long as two vcvtph2ps from memory (12 chains of convert +
+// FMA, bench/peak_fma.h: 58.6 GB/s of fp16 against 112-117). Two 16-byte loads converted from
 // memory: 46-47 → 69-70 GB/s from L2, and beside the sweep (one thread, six rounds
 // alternating builds, medians per shape) 0.83-0.87 → 0.87-0.89, better in five rounds of six.
 
