@@ -332,8 +332,7 @@ def collect(results, models, reference_path=None):
             row["decode_pct_sweep_after"] = beside
             # Per run, None where a run has no sweep.
             row["sweep_after_decode_gb_s"] = [
-                sweep_after_decode(r) / 1e9 if sweep_after_decode(r) is not None else None
-                for r in runs]
+                v / 1e9 if (v := sweep_after_decode(r)) is not None else None for r in runs]
         rows.append(row)
     for path in sorted(glob.glob(os.path.join(results, "torch-*.jsonl"))):
         tr = pytorch_row(path)

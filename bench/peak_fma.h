@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu.h"
@@ -82,9 +83,11 @@ inline float f16_fma_loop_ymm(int64_t iters) {
 #undef FLAMINGO_CVT_FMA
 #undef FLAMINGO_COPY0
 
-// Every thread (state.range(0) of them) runs `loop` once per iteration; `lanes` floats per
-// FMA, 12 chains. Counters: FLOP/s and FLOP/s_per_thread.
-inline void run_peak_fma(benchmark::State& state, float (*loop)(int64_t), int lanes) {
+// Every thread (state.range(0) of them) runs `loop` once per iteration, each call worth
+// `per_call` of `unit` (FLOPs of the 12 FMA chains, or the fp16 bytes they convert).
+// Counters: <unit>/s and <unit>/s_per_thread.
+inline void run_peak(benchmark::State& state, float (*loop)(int64_t), double per_call,
+                     const std::string& unit) {
   const int threads = static_cast<int>(state.range(0));
   ThreadPool pool(threads);
   std::vector<float> sink(static_cast<size_t>(threads));
@@ -92,41 +95,23 @@ inline void run_peak_fma(benchmark::State& state, float (*loop)(int64_t), int la
     pool.parallel_for(threads, [&](int64_t t) { sink[static_cast<size_t>(t)] = loop(kFmaIters); });
     benchmark::DoNotOptimize(sink.data());
   }
-  const double flops = 2.0 * lanes * 12 * static_cast<double>(kFmaIters) * threads;
-  state.counters["FLOP/s"] =
-      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["FLOP/s_per_thread"] =
-      benchmark::Counter(flops / threads, benchmark::Counter::kIsIterationInvariantRate);
-}
-
-// f16_fma_loop_ymm on every thread (state.range(0) of them); counters bytes/s and
-// bytes/s_per_thread, in fp16 weight bytes (16 per convert-FMA pair), to set beside a GEMV's GB/s.
-inline void run_peak_f16_fma(benchmark::State& state) {
-  const int threads = static_cast<int>(state.range(0));
-  ThreadPool pool(threads);
-  std::vector<float> sink(static_cast<size_t>(threads));
-  for (auto _ : state) {
-    pool.parallel_for(
-        threads, [&](int64_t t) { sink[static_cast<size_t>(t)] = f16_fma_loop_ymm(kFmaIters); });
-    benchmark::DoNotOptimize(sink.data());
-  }
-  const double bytes = 16.0 * 12 * static_cast<double>(kFmaIters) * threads;
-  state.counters["bytes/s"] =
-      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["bytes/s_per_thread"] =
-      benchmark::Counter(bytes / threads, benchmark::Counter::kIsIterationInvariantRate);
+  const double total = per_call * threads;
+  state.counters[unit + "/s"] =
+      benchmark::Counter(total, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters[unit + "/s_per_thread"] =
+      benchmark::Counter(per_call, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // `name`/<threads> for 1 and 2 threads, skipped with `missing` where `supported()` is false.
 inline void register_peak(const char* name, bool (*supported)(), const char* missing,
-                          float (*loop)(int64_t), int lanes) {
+                          float (*loop)(int64_t), double per_call, const char* unit) {
   benchmark::RegisterBenchmark(name,
                                [=](benchmark::State& s) {
                                  if (!supported()) {
                                    s.SkipWithError(missing);
                                    return;
                                  }
-                                 run_peak_fma(s, loop, lanes);
+                                 run_peak(s, loop, per_call, unit);
                                })
       ->Arg(1)
       ->Arg(2)
@@ -134,31 +119,29 @@ inline void register_peak(const char* name, bool (*supported)(), const char* mis
       ->Unit(benchmark::kMillisecond);
 }
 
+// FLOPs of one call of an FMA loop: 12 chains of `lanes`-float FMAs.
+inline double fma_loop_flops(int lanes) {
+  return 2.0 * lanes * 12 * static_cast<double>(kFmaIters);
+}
+
 // BM_PeakFma (ymm: the ceiling of our AVX2 kernels) and, with `with_zmm`, BM_PeakFma512 (the
 // machine's own ceiling where AVX-512 exists).
 inline void register_peak_fma(bool with_zmm) {
-  register_peak("BM_PeakFma", kernels::cpu_has_avx2, "no AVX2/FMA", fma_loop_ymm, 8);
+  register_peak("BM_PeakFma", kernels::cpu_has_avx2, "no AVX2/FMA", fma_loop_ymm, fma_loop_flops(8),
+                "FLOP");
   if (with_zmm)
     register_peak(
         "BM_PeakFma512", [] { return __builtin_cpu_supports("avx512f") != 0; }, "no AVX-512",
-        fma_loop_zmm, 16);
+        fma_loop_zmm, fma_loop_flops(16), "FLOP");
 }
 
-// BM_PeakF16Fma/<threads>, 1 and 2 threads: the f16 GEMV's roof beside the FMA peak.
+// BM_PeakF16Fma/<threads>: the f16 GEMV's roof beside the FMA peak, in bytes of fp16 weights
+// (16 per convert-FMA pair), to set beside a GEMV's GB/s.
 inline void register_peak_f16_fma() {
-  benchmark::RegisterBenchmark(
+  register_peak(
       "BM_PeakF16Fma",
-      [](benchmark::State& s) {
-        if (!kernels::cpu_has_avx2() || __builtin_cpu_supports("f16c") == 0) {
-          s.SkipWithError("no AVX2/FMA/F16C");
-          return;
-        }
-        run_peak_f16_fma(s);
-      })
-      ->Arg(1)
-      ->Arg(2)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
+      [] { return kernels::cpu_has_avx2() && __builtin_cpu_supports("f16c") != 0; },
+      "no AVX2/FMA/F16C", f16_fma_loop_ymm, 16.0 * 12 * static_cast<double>(kFmaIters), "bytes");
 }
 
 }  // namespace flamingo::bench
